@@ -1,0 +1,3 @@
+module github.com/vsl-milter/vsl-milter
+
+go 1.26
