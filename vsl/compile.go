@@ -375,7 +375,7 @@ func (c *compiler) stmts(list []syntax.Stmt, isFile bool) code {
 		for i, s := range codes {
 			fr.th.ops--
 			if fr.th.ops < 0 {
-				if err := fr.th.refill(fr, poss[i]); err != nil {
+				if err := fr.th.refill(fr.mod.code.src, poss[i]); err != nil {
 					return Value{}, err
 				}
 			}

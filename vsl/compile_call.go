@@ -50,6 +50,60 @@ func staticCall(fc *funcCode, args []code, modIdx int, pos syntax.Position) code
 	}
 }
 
+// constValue returns the value of a constant expression: a literal, or a
+// sign or negation applied to one.
+func constValue(e syntax.Expr) (Value, bool) {
+	switch e := e.(type) {
+	case *syntax.Literal:
+		return literalValue(e), true
+	case *syntax.UnaryExpr:
+		if l, ok := e.X.(*syntax.Literal); ok {
+			if v, err := unaryOp(e.Op, literalValue(l)); err == nil {
+				return v, true
+			}
+		}
+	}
+	return Value{}, false
+}
+
+// maxFoldedString bounds the strings kept from folding: a run may have
+// smaller limits than the defaults folding runs under.
+const maxFoldedString = 1024
+
+// fold evaluates a call of a pure builtin whose arguments are all constant
+// once, at load time, so that rules do not redo it per message (a host
+// function parsing an address or a CIDR range, say). Only results that
+// nothing can change in place are kept: scalars, short strings, ranges and
+// host values (immutable by contract). A call that fails is left to fail
+// at run time, where try/catch can see it.
+func (c *compiler) fold(b *Builtin, argExprs []syntax.Expr, pos syntax.Position) (code, bool) {
+	if !b.Pure || b.Mutates || !c.final {
+		return nil, false
+	}
+	args := make([]Value, len(argExprs))
+	for i, e := range argExprs {
+		v, ok := constValue(e)
+		if !ok {
+			return nil, false
+		}
+		args[i] = v
+	}
+	v, err := callBuiltin(b, &Call{name: b.Name, pos: pos}, args)
+	if err != nil {
+		return nil, false
+	}
+	switch v.kind {
+	case KindUnit, KindBool, KindInt, KindFloat, KindChar, KindRange, KindHost:
+	case KindString:
+		if v.n > maxFoldedString {
+			return nil, false
+		}
+	default:
+		return nil, false
+	}
+	return constCode(v), true
+}
+
 // builtinCall compiles a call of a builtin with evaluated arguments.
 func builtinCall(b *Builtin, args []code, pos syntax.Position) code {
 	n := len(args)
@@ -118,7 +172,7 @@ func dynamicCall(fnc code, args []code, pos syntax.Position) code {
 				return Value{}, err
 			}
 		}
-		v, err := fr.th.callValue(f, vals, pos)
+		v, err := fr.th.callValue(f, vals, pos, false)
 		if err != nil {
 			return Value{}, fr.wrapErr(pos, "", err)
 		}
@@ -145,6 +199,9 @@ func (c *compiler) call(e *syntax.CallExpr) code {
 			}
 		}
 		if b := c.env.funcs[full]; b != nil {
+			if folded, ok := c.fold(b, e.Args, pos); ok {
+				return folded
+			}
 			return builtinCall(b, args, pos)
 		}
 		c.errorf(pos, "function not found: %s", full)
@@ -162,6 +219,9 @@ func (c *compiler) call(e *syntax.CallExpr) code {
 			return staticCall(fc, args, -1, pos)
 		}
 		if b := c.env.funcs[name]; b != nil {
+			if folded, ok := c.fold(b, e.Args, pos); ok {
+				return folded
+			}
 			return builtinCall(b, args, pos)
 		}
 		if fcs := c.mc.funcs[name]; len(fcs) > 0 {
@@ -290,6 +350,24 @@ type loc struct {
 	key string
 	str *Value // or the idx-th char of the string in *str
 	idx int
+	// ro is set when the location lies in a top-level variable frozen
+	// after the script loaded: it may be read, not changed.
+	ro *frozenVar
+}
+
+// frozenVar describes a top-level variable that rules share, for the error
+// of an attempt to change it.
+type frozenVar struct {
+	name, what string
+	pos        syntax.Position
+}
+
+// writable returns the error for changing l when it is read-only.
+func (l loc) writable(fr *frame) error {
+	if l.ro == nil {
+		return nil
+	}
+	return fr.errorf(l.ro.pos, "cannot %s top-level variable '%s' after the script was loaded: rules share it", l.ro.what, l.ro.name)
 }
 
 func (l loc) get() Value {
@@ -305,6 +383,9 @@ func (l loc) get() Value {
 }
 
 func (l loc) set(v Value) error {
+	if l.ro != nil {
+		return fmt.Errorf("cannot %s top-level variable '%s' after the script was loaded: rules share it", l.ro.what, l.ro.name)
+	}
 	switch {
 	case l.ptr != nil:
 		*l.ptr = v
@@ -350,9 +431,10 @@ func (c *compiler) place(e syntax.Expr, what string) (locator, bool) {
 		case accFree:
 			return func(fr *frame) (loc, error) { return loc{ptr: &fr.fn.cells[idx].v}, nil }, true
 		default:
+			ro := &frozenVar{name: name, what: what, pos: pos}
 			return func(fr *frame) (loc, error) {
 				if fr.mod.frozen {
-					return loc{}, fr.errorf(pos, "cannot %s top-level variable '%s' after the script was loaded: rules share it", what, name)
+					return loc{ptr: &fr.mod.globals[idx], ro: ro}, nil
 				}
 				return loc{ptr: &fr.mod.globals[idx]}, nil
 			}, true
@@ -396,18 +478,18 @@ func (c *compiler) place(e syntax.Expr, what string) (locator, bool) {
 				if err != nil {
 					return loc{}, fr.wrapErr(pos, "", err)
 				}
-				return loc{ptr: &a.Elems[i]}, nil
+				return loc{ptr: &a.Elems[i], ro: ol.ro}, nil
 			case KindMap:
 				if iv.kind != KindString {
 					return loc{}, fr.errorf(pos, "a map is indexed by a string, not %s", iv.TypeName())
 				}
 				m := container.AsMap()
-				if _, exists := m.M[iv.AsString()]; !exists {
+				if _, exists := m.M[iv.AsString()]; !exists && ol.ro == nil {
 					if max := fr.th.limits.MaxMapSize; max > 0 && len(m.M) >= max {
 						return loc{}, fr.errorf(pos, "map size exceeds the limit of %d properties", max)
 					}
 				}
-				return loc{m: m, key: iv.AsString()}, nil
+				return loc{m: m, key: iv.AsString(), ro: ol.ro}, nil
 			case KindString:
 				if ol.ptr == nil {
 					return loc{}, fr.errorf(pos, "cannot change a character of this string in place")
@@ -417,7 +499,7 @@ func (c *compiler) place(e syntax.Expr, what string) (locator, bool) {
 				if err != nil {
 					return loc{}, fr.wrapErr(pos, "", err)
 				}
-				return loc{str: ol.ptr, idx: i}, nil
+				return loc{str: ol.ptr, idx: i, ro: ol.ro}, nil
 			}
 			return loc{}, fr.errorf(pos, "cannot index into a value of type %s", container.TypeName())
 		}, true
@@ -437,12 +519,12 @@ func (c *compiler) place(e syntax.Expr, what string) (locator, bool) {
 				return loc{}, fr.errorf(pos, "cannot set property '%s' of a value of type %s", name, container.TypeName())
 			}
 			m := container.AsMap()
-			if _, exists := m.M[name]; !exists {
+			if _, exists := m.M[name]; !exists && ol.ro == nil {
 				if max := fr.th.limits.MaxMapSize; max > 0 && len(m.M) >= max {
 					return loc{}, fr.errorf(pos, "map size exceeds the limit of %d properties", max)
 				}
 			}
-			return loc{m: m, key: name}, nil
+			return loc{m: m, key: name, ro: ol.ro}, nil
 		}, true
 	}
 	return nil, false
@@ -507,6 +589,9 @@ func (c *compiler) assign(s *syntax.AssignStmt) code {
 			if err != nil {
 				return Value{}, err
 			}
+			if err := l.writable(fr); err != nil {
+				return Value{}, err
+			}
 			if err := l.set(v); err != nil {
 				return Value{}, fr.wrapErr(pos, "", err)
 			}
@@ -529,6 +614,9 @@ func (c *compiler) assign(s *syntax.AssignStmt) code {
 
 // compound applies `place op= v`.
 func compound(fr *frame, op syntax.Token, l loc, v Value, pos syntax.Position) error {
+	if err := l.writable(fr); err != nil {
+		return err
+	}
 	old := l.get()
 	var r Value
 	switch {

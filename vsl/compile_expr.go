@@ -284,6 +284,13 @@ func (c *compiler) mapLit(e *syntax.MapExpr) code {
 func (c *compiler) rangeExpr(e *syntax.RangeExpr) code {
 	lo, hi := c.expr(e.Lo), c.expr(e.Hi)
 	incl, pos := e.Inclusive, e.Pos
+	// Ranges are never changed in place: one with constant bounds is
+	// built once.
+	if a, ok := constValue(e.Lo); ok && a.kind == KindInt {
+		if b, ok := constValue(e.Hi); ok && b.kind == KindInt {
+			return constCode(NewRange(a.AsInt(), b.AsInt(), incl))
+		}
+	}
 	return func(fr *frame) (Value, error) {
 		a, err := lo(fr)
 		if err != nil {

@@ -37,12 +37,47 @@ func (c *compiler) receiver(e syntax.Expr) (locator, code) {
 	return nil, c.expr(e)
 }
 
+// constReceiver reports whether e names (an element or property of) a
+// constant, which a method may read but not change; name is the constant's.
+func (c *compiler) constReceiver(e syntax.Expr) (name string, ok bool) {
+	for {
+		switch x := e.(type) {
+		case *syntax.IndexExpr:
+			e = x.X
+		case *syntax.DotExpr:
+			e = x.X
+		case *syntax.IdentExpr:
+			if a, found := c.resolve(x.Name); found {
+				return x.Name, a.b.isConst
+			}
+			_, isConst := c.env.consts[x.Name]
+			return x.Name, isConst
+		case *syntax.PathExpr:
+			return pathString(x.Path), true
+		default:
+			return "", false
+		}
+	}
+}
+
 func (c *compiler) methodCall(e *syntax.MethodCallExpr) code {
 	pos, name := e.Pos, e.Name
 	switch name {
 	case "call":
 		recv := c.expr(e.Recv)
 		return dynamicCall(recv, c.argCodes(e.Args), pos)
+	case "type_of":
+		if len(e.Args) == 0 {
+			recv := c.expr(e.Recv)
+			optional := e.Optional
+			return func(fr *frame) (Value, error) {
+				v, err := recv(fr)
+				if err != nil || (optional && v.kind == KindUnit) {
+					return Value{}, err
+				}
+				return String(v.TypeName()), nil
+			}
+		}
 	case "curry":
 		recv := c.expr(e.Recv)
 		args := c.argCodes(e.Args)
@@ -77,7 +112,15 @@ func (c *compiler) methodCall(e *syntax.MethodCallExpr) code {
 	n := len(args) + 1
 	optional := e.Optional
 	if b.Mutates {
-		lc, rv := c.receiver(e.Recv)
+		inPlace := b.InPlace
+		var lc locator
+		var rv code
+		var constName string // a constant receiver of a call that may only read it
+		if name, isConst := c.constReceiver(e.Recv); isConst && inPlace != nil {
+			rv, constName = c.expr(e.Recv), name
+		} else {
+			lc, rv = c.receiver(e.Recv)
+		}
 		return func(fr *frame) (Value, error) {
 			th := fr.th
 			var l loc
@@ -94,6 +137,23 @@ func (c *compiler) methodCall(e *syntax.MethodCallExpr) code {
 			if optional && recv.kind == KindUnit {
 				return Value{}, nil
 			}
+			// An overload that only reads its receiver (InPlace says so)
+			// may run on constants and shared variables; one that changes
+			// it needs a writable place, or else works on a copy of a
+			// temporary, which may share storage with a constant.
+			changing := inPlace == nil || inPlace(recv)
+			if changing {
+				if constName != "" {
+					return Value{}, fr.errorf(pos, "cannot change constant '%s'", constName)
+				}
+				if err := l.writable(fr); err != nil {
+					return Value{}, err
+				}
+				if lc == nil {
+					recv = recv.Clone()
+				}
+			}
+			store := lc != nil && changing
 			base, err := evalArgs(fr, args, n)
 			if err != nil {
 				return Value{}, err
@@ -106,6 +166,9 @@ func (c *compiler) methodCall(e *syntax.MethodCallExpr) code {
 			if err != nil {
 				return Value{}, err
 			}
+			if !store {
+				return v, nil
+			}
 			if err := th.checkSize(recv); err != nil {
 				return Value{}, fr.wrapErr(pos, name, err)
 			}
@@ -116,6 +179,9 @@ func (c *compiler) methodCall(e *syntax.MethodCallExpr) code {
 			}
 			return v, nil
 		}
+	}
+	if folded, ok := c.fold(b, append([]syntax.Expr{e.Recv}, e.Args...), pos); ok {
+		return folded
 	}
 	recv := c.expr(e.Recv)
 	return func(fr *frame) (Value, error) {
@@ -159,9 +225,14 @@ func (c *compiler) scriptMethod(e *syntax.MethodCallExpr, fc *funcCode, args []c
 			if l, err = lc(fr); err != nil {
 				return Value{}, err
 			}
+			if err := l.writable(fr); err != nil {
+				return Value{}, err
+			}
 			recv = l.get()
 		} else if recv, err = rv(fr); err != nil {
 			return Value{}, err
+		} else {
+			recv = recv.Clone() // a temporary: `this` must not share its storage
 		}
 		base, err := evalArgs(fr, args, fc.nslots)
 		if err != nil {
@@ -208,7 +279,9 @@ func (c *compiler) dot(e *syntax.DotExpr) code {
 				}
 			}
 		}
-		if getter != nil {
+		// A property read never changes its value: builtins that would
+		// (sort, pop, ...) are methods only.
+		if getter != nil && !changes(getter, v) {
 			th := fr.th
 			base := th.reserve(1)
 			th.stack[base] = v

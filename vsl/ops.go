@@ -196,6 +196,9 @@ func binaryOp(op syntax.Token, a, b Value, maxStr int) (Value, error) {
 			return Value{}, fmt.Errorf("string length %d exceeds the limit of %d bytes", len(s), maxStr)
 		}
 		return String(s), nil
+	case op == syntax.MINUS && ak == KindString && (bk == KindString || bk == KindChar):
+		// Rhai: string - string/char removes every occurrence.
+		return String(strings.ReplaceAll(a.AsString(), concatText(b), "")), nil
 	case op == syntax.PLUS && ak == KindArray && bk == KindArray:
 		x, y := a.AsArray().Elems, b.AsArray().Elems
 		out := make([]Value, 0, len(x)+len(y))

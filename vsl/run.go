@@ -105,22 +105,23 @@ func (fr *frame) wrapErr(pos syntax.Position, prefix string, err error) error {
 func (fr *frame) charge(pos syntax.Position) error {
 	fr.th.ops--
 	if fr.th.ops < 0 {
-		return fr.th.refill(fr, pos)
+		return fr.th.refill(fr.mod.code.src, pos)
 	}
 	return nil
 }
 
 // refill closes the current window of operations, looks at the context and
-// the budget, and opens the next window.
-func (th *Thread) refill(fr *frame, pos syntax.Position) error {
+// the budget, and opens the next window. src is the source of the running
+// file, for the error's snippet.
+func (th *Thread) refill(src []byte, pos syntax.Position) error {
 	th.used += th.win
 	th.win, th.ops = 0, 0
 	if err := th.ctx.Err(); err != nil {
-		return &EvalError{Pos: pos, Msg: "script cancelled: " + err.Error(), Fatal: true, Cause: err, src: fr.mod.code.src}
+		return &EvalError{Pos: pos, Msg: "script cancelled: " + err.Error(), Fatal: true, Cause: err, src: src}
 	}
 	w := th.window()
 	if w <= 0 {
-		return &EvalError{Pos: pos, Fatal: true, src: fr.mod.code.src,
+		return &EvalError{Pos: pos, Fatal: true, src: src,
 			Msg: fmt.Sprintf("too many operations: the budget of %d operations is exhausted", th.limits.MaxOperations)}
 	}
 	th.win = w
@@ -199,8 +200,10 @@ func (th *Thread) beginCall(name string, pos syntax.Position) *Call {
 func (th *Thread) endCall() { th.ncalls-- }
 
 // callValue calls a function value with args. args may alias the stack;
-// they are copied before anything else runs.
-func (th *Thread) callValue(fnv Value, args []Value, pos syntax.Position) (Value, error) {
+// they are copied before anything else runs. With clone, arrays and maps
+// among args are copied deeply (vSL's value semantics) on their way into
+// the callee; callers whose args are already private copies pass false.
+func (th *Thread) callValue(fnv Value, args []Value, pos syntax.Position, clone bool) (Value, error) {
 	f := fnv.AsFn()
 	if f == nil {
 		return Value{}, fmt.Errorf("a value of type %s is not a function", fnv.TypeName())
@@ -210,6 +213,9 @@ func (th *Thread) callValue(fnv Value, args []Value, pos syntax.Position) (Value
 		base := th.reserve(n)
 		copy(th.stack[base:], f.curried)
 		copy(th.stack[base+len(f.curried):], args)
+		if clone {
+			cloneAll(th.stack[base : base+n])
+		}
 		c := th.beginCall(f.builtin.Name, pos)
 		v, err := callBuiltin(f.builtin, c, th.stack[base:base+n])
 		th.endCall()
@@ -232,7 +238,19 @@ func (th *Thread) callValue(fnv Value, args []Value, pos syntax.Position) (Value
 	base := th.reserve(fc.nslots)
 	copy(th.stack[base:], f.curried)
 	copy(th.stack[base+len(f.curried):], args)
+	if clone {
+		cloneAll(th.stack[base : base+n])
+	}
 	return th.enter(fc, f, f.mod, base, nil, pos)
+}
+
+// cloneAll replaces the arrays and maps of vs by deep copies.
+func cloneAll(vs []Value) {
+	for i, v := range vs {
+		if v.kind == KindArray || v.kind == KindMap {
+			vs[i] = v.Clone()
+		}
+	}
 }
 
 func pickOverload(fcs []*funcCode, n int) *funcCode {
@@ -343,7 +361,7 @@ func (p *Program) Call(th *Thread, fn Value, args ...Value) (v Value, err error)
 	if f != nil && f.code != nil {
 		pos = f.code.pos
 	}
-	v, err = th.callValue(fn, args, pos)
+	v, err = th.callValue(fn, args, pos, false)
 	if err != nil {
 		if _, ok := err.(*EvalError); !ok {
 			err = &EvalError{Pos: pos, Msg: err.Error(), Cause: err}

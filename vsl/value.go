@@ -259,10 +259,16 @@ func (v Value) AsHost() HostValue {
 	return (*hostBox)(v.p).h
 }
 
-// TypeName returns the Rhai type name of the value, as type_of does.
+// TypeName returns the Rhai type name of the value, as type_of does: the
+// kind's name, "range=" for an inclusive range, a host value's own name.
 func (v Value) TypeName() string {
-	if v.kind == KindHost {
+	switch v.kind {
+	case KindHost:
 		return v.AsHost().TypeName()
+	case KindRange:
+		if v.AsRange().Inclusive {
+			return "range="
+		}
 	}
 	return v.kind.String()
 }

@@ -84,6 +84,9 @@ func describe(t token) string {
 	case BACKTICK:
 		return "template string"
 	case EOF:
+		if t.text != "" {
+			return t.text
+		}
 		return "end of file"
 	case ILLEGAL:
 		return fmt.Sprintf("illegal character %q", t.text)
@@ -593,7 +596,7 @@ func (p *parser) primary() Expr {
 	case FN:
 		p.fail(t.pos, "functions can only be defined at the top level of a file; use a closure |x| ... here")
 	case EOF:
-		p.fail(t.pos, "unexpected end of file, expected an expression")
+		p.fail(t.pos, "unexpected %s, expected an expression", describe(t))
 	}
 	if t.tok >= IN && t.tok <= THIS && t.tok != TRUE && t.tok != FALSE {
 		p.fail(t.pos, "unexpected keyword '%s', expected an expression", t.tok)
@@ -788,29 +791,36 @@ func (p *parser) interp(t token) Expr {
 			continue
 		}
 		end := part.off + len(part.text)
-		sc := &scanner{src: p.src[:end], file: p.file, off: part.off, line: part.pos.Line, col: part.pos.Col}
+		sc := &scanner{src: p.src[:end], file: p.file, off: part.off, line: part.pos.Line, col: part.pos.Col, endText: "'}' closing ${"}
 		sub := newParser(p.file, p.src, sc)
-		var x Expr
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					if _, ok := r.(bailout); !ok {
-						panic(r)
-					}
-				}
-			}()
-			if sub.tok.tok == EOF {
-				sub.fail(part.pos, "empty ${} in back-tick string")
-			}
-			x = sub.expr()
-			if sub.tok.tok != EOF {
-				sub.fail(sub.tok.pos, "unexpected %s in ${...}", describe(sub.tok))
-			}
-		}()
-		p.errs = append(p.errs, sub.errs...)
-		if x != nil {
+		sub.depth = p.depth
+		if x := sub.interpBlock(part); x != nil {
 			s.Parts = append(s.Parts, x)
 		}
+		p.errs = append(p.errs, sub.errs...)
 	}
 	return s
+}
+
+// interpBlock parses the body of one ${...}. As in Rhai, it is a block of
+// statements whose value is that of its last expression: a single
+// expression stays as it is; anything else becomes a *BlockExpr.
+func (p *parser) interpBlock(part interpPart) Expr {
+	p.depth++
+	if p.depth > 500 {
+		p.errorAt(part.pos, "back-tick strings nested too deeply")
+		return nil
+	}
+	if p.tok.tok == EOF {
+		p.errorAt(part.pos, "empty ${} in back-tick string")
+		return nil
+	}
+	stmts := p.stmtList(EOF)
+	if len(stmts) == 1 {
+		if es, ok := stmts[0].(*ExprStmt); ok && !es.Semi {
+			return es.X
+		}
+	}
+	end := p.tok.pos // EOF of the sub-scanner: the closing '}'
+	return &BlockExpr{Pos: part.pos, Stmts: stmts, End: end}
 }

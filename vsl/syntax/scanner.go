@@ -25,6 +25,9 @@ type scanner struct {
 	line int32
 	col  int32
 	errs []Error
+	// endText, when set, is what the end of the input is to the user: the
+	// scanner of a ${...} ends at its closing brace.
+	endText string
 }
 
 func newScanner(file string, src []byte) *scanner {
@@ -142,6 +145,7 @@ func (s *scanner) scan() token {
 	defer func() { t.end = s.pos() }()
 	if s.off >= len(s.src) {
 		t.tok = EOF
+		t.text = s.endText
 		return t
 	}
 	start := s.off
@@ -534,10 +538,19 @@ type interpPart struct {
 	off  int // byte offset of the expression's source in the file
 }
 
-// backtick scans a back-tick string; t.val gets its []interpPart.
+// backtick scans a back-tick string; t.val gets its []interpPart. As in
+// Rhai, the text is literal: no escape sequences, a doubled back-tick
+// stands for one, and a back-tick that ends its line starts the text on
+// the next line (that first line break is dropped).
 func (s *scanner) backtick(t *token) {
 	var parts []interpPart
 	var b strings.Builder
+	if s.peek() == '\n' {
+		s.next()
+	} else if s.peek() == '\r' && s.peekByte(1) == '\n' {
+		s.next()
+		s.next()
+	}
 	litPos := s.pos()
 	for {
 		if s.off >= len(s.src) {
@@ -547,11 +560,10 @@ func (s *scanner) backtick(t *token) {
 		p := s.pos()
 		r := s.next()
 		if r == '`' {
-			break
-		}
-		if r == '\\' {
-			s.escape(&b, p, '`')
-			continue
+			if s.peek() != '`' {
+				break
+			}
+			s.next()
 		}
 		if r == '$' && s.peek() == '{' {
 			s.next()
@@ -561,7 +573,7 @@ func (s *scanner) backtick(t *token) {
 			}
 			exprPos := s.pos()
 			exprOff := s.off
-			if !s.skipInterp() {
+			if !s.skipInterp(0) {
 				s.errorf(p, "unterminated ${...} in back-tick string")
 				break
 			}
@@ -577,9 +589,17 @@ func (s *scanner) backtick(t *token) {
 	t.val = parts
 }
 
+// maxInterpNesting bounds back-tick strings nested in ${...}, so that
+// hostile input cannot exhaust the stack.
+const maxInterpNesting = 100
+
 // skipInterp skips to the '}' closing a ${ (consuming it), minding nested
-// braces, strings and chars. It reports whether it found it.
-func (s *scanner) skipInterp() bool {
+// braces, strings, chars and back-tick strings (with their own ${...}). It
+// reports whether it found it.
+func (s *scanner) skipInterp(nesting int) bool {
+	if nesting > maxInterpNesting {
+		return false
+	}
 	depth := 1
 	for s.off < len(s.src) {
 		r := s.next()
@@ -603,15 +623,28 @@ func (s *scanner) skipInterp() bool {
 				}
 			}
 		case '`':
-			for s.off < len(s.src) {
-				c := s.next()
-				if c == '\\' {
-					s.next()
-					continue
-				}
-				if c == '`' {
-					break
-				}
+			if !s.skipBacktick(nesting + 1) {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// skipBacktick skips a back-tick string inside ${...} up to its closing
+// back-tick (consumed). It reports whether it found it.
+func (s *scanner) skipBacktick(nesting int) bool {
+	for s.off < len(s.src) {
+		r := s.next()
+		switch {
+		case r == '`' && s.peek() == '`':
+			s.next()
+		case r == '`':
+			return true
+		case r == '$' && s.peek() == '{':
+			s.next()
+			if !s.skipInterp(nesting) {
+				return false
 			}
 		}
 	}
