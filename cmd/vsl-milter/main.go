@@ -15,6 +15,9 @@ var version = "dev"
 const usage = `vsl-milter — run vSMTP's vSL rules against mail
 
 Usage:
+  vsl-milter check [-c CONFIG]                  load the configuration and rules, print errors and warnings
+  vsl-milter test [-c CONFIG] [--json] [--mode milter|smtp] SESSION
+                                                dry-run one SMTP session through the rules
   vsl-milter script FILE [--max-operations N]   run a plain vSL script
   vsl-milter version                            print the version
 
@@ -34,6 +37,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "script":
 		return cmdScript(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "vsl-milter %s\n", version)
 		return 0
