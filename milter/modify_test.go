@@ -1,0 +1,230 @@
+package milter_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vsl-milter/vsl-milter/milter"
+)
+
+// TestModifications checks every modification the rules can record, as
+// the MTA receives it at the end of the message.
+func TestModifications(t *testing.T) {
+	h := newHarness(t, "unix", "")
+	tests := []struct {
+		name   string
+		rules  string
+		macros map[string]string
+		want   []string // the modifications after "eom: accept"
+	}{
+		{"append header", `#{ preq: [ action "a" || append_header("X-Scanned", "yes") ] }`,
+			nil, []string{`AddHeader "X-Scanned" "yes"`}},
+		{"add_header alias and v2 name", `#{ postq: [ action "a" || { add_header("X-A", "1"); msg::append_header("X-B", "2") } ] }`,
+			nil, []string{`AddHeader "X-A" "1"`, `AddHeader "X-B" "2"`}},
+		{"prepend header", `#{ preq: [ action "a" || prepend_header("X-First", "1") ] }`,
+			nil, []string{`InsertHeader 0 "X-First" "1"`}},
+		{"set an existing header", `#{ preq: [ action "a" || set_header("subject", "Bye") ] }`,
+			nil, []string{`ChangeHeader 1 "Subject" "Bye"`}},
+		{"set a new header", `#{ preq: [ action "a" || set_header("X-New", "v") ] }`,
+			nil, []string{`AddHeader "X-New" "v"`}},
+		{"set a header to nothing keeps it", `#{ preq: [ action "a" || set_header("Subject", "") ] }`,
+			nil, []string{`ChangeHeader 1 "Subject" " "`}},
+		{"remove header", `#{ delivery: [ action "a" || remove_header("To") ] }`,
+			nil, []string{`ChangeHeader 1 "To" ""`}},
+		{"rename header", `#{ preq: [ action "a" || rename_header("Subject", "X-Old-Subject") ] }`,
+			nil, []string{`ChangeHeader 1 "Subject" ""`, `InsertHeader 2 "X-Old-Subject" "Hello"`}},
+		// Postfix counts its hidden Received: header when inserting.
+		{"rename header through Postfix", `#{ preq: [ action "a" || rename_header("Subject", "X-Old-Subject") ] }`,
+			map[string]string{"v": "Postfix 3.7.11"}, []string{`ChangeHeader 1 "Subject" ""`, `InsertHeader 3 "X-Old-Subject" "Hello"`}},
+		{"headers added at mail through Postfix", `#{ mail: [ action "a" || { append_header("X-1", "1"); prepend_header("X-2", "2") } ] }`,
+			map[string]string{"v": "Postfix 3.7.11"}, []string{`InsertHeader 1 "X-1" "1"`, `InsertHeader 2 "X-2" "2"`}},
+		{"header added at connect", `#{ connect: [ action "a" || append_header("X-Connect", "c") ] }`,
+			nil, []string{`InsertHeader 0 "X-Connect" "c"`}},
+		{"headers added at mail, in order", `#{ mail: [ action "a" || { append_header("X-1", "1"); prepend_header("X-2", "2") } ] }`,
+			nil, []string{`InsertHeader 0 "X-1" "1"`, `InsertHeader 1 "X-2" "2"`}},
+		{"folded header value", `#{ preq: [ action "a" || append_header("X-Long", "one\r\n\ttwo") ] }`,
+			nil, []string{`AddHeader "X-Long" "one\n\ttwo"`}},
+		// Without a rule after DATA the header is not sent (see newPlan):
+		// set_header before DATA cannot see an existing field and adds one.
+		{"set header at mail, header unknown", `#{ mail: [ action "a" || set_header("Subject", "x") ] }`,
+			nil, []string{`InsertHeader 0 "Subject" "x"`}},
+		{"set header at mail, header known", `#{ mail: [ action "a" || set_header("Subject", "x") ], preq: [ rule "p" || next() ] }`,
+			nil, []string{`ChangeHeader 1 "Subject" "x"`}},
+		{"add recipient at mail", `#{ mail: [ action "a" || add_rcpt("bcc@example.com") ] }`,
+			nil, []string{`AddRcpt "<bcc@example.com>" ""`}},
+		{"bcc at rcpt", `#{ rcpt: [ action "a" || bcc("archive@example.com") ] }`,
+			nil, []string{`AddRcpt "<archive@example.com>" ""`}},
+		{"remove the recipient being checked", `#{ rcpt: [ action "a" || remove_rcpt(rcpt()) ] }`,
+			nil, []string{`DelRcpt "<rcpt@example.net>"`}},
+		{"rewrite recipient", `#{ preq: [ action "a" || rewrite_rcpt("rcpt@example.net", "other@example.net") ] }`,
+			nil, []string{`DelRcpt "<rcpt@example.net>"`, `AddRcpt "<other@example.net>" ""`}},
+		{"rewrite recipient and back: no change", `#{ preq: [ action "a" || { envelop::rw_rcpt("rcpt@example.net", "x@example.net"); envelop::rw_rcpt("x@example.net", "rcpt@example.net") } ] }`,
+			nil, nil},
+		{"change sender", `#{ mail: [ action "a" || rewrite_mail_from_envelop("bounce@example.org") ] }`,
+			nil, []string{`ChangeFrom "<bounce@example.org>" ""`}},
+		{"change sender twice: the last one", `#{ preq: [ action "a" || { envelop::rw_mail_from("a@example.org"); envelop::rw_mail_from("b@example.org") } ] }`,
+			nil, []string{`ChangeFrom "<b@example.org>" ""`}},
+		{"From: header rewrite", `#{ preq: [ action "a" || rewrite_mail_from_message("new@example.org") ] }`,
+			nil, []string{`ChangeHeader 1 "From" "Sender <new@example.org>"`}},
+		{"quarantine with a header", `#{ postq: [ action "tag" || append_header("X-Spam", "yes"), rule "hold" || quarantine("spam") ] }`,
+			nil, []string{`AddHeader "X-Spam" "yes"`, `Quarantine "spam"`}},
+		// faccept with something pending: the MTA must still come to the end.
+		{"faccept at connect after a header", `#{ connect: [ action "a" || append_header("X-Seen", "1"), rule "ok" || faccept() ], mail: [ rule "never" || deny() ] }`,
+			nil, []string{`InsertHeader 0 "X-Seen" "1"`}},
+		{"faccept at mail after a recipient", `#{ mail: [ action "a" || bcc("copy@example.com"), rule "ok" || faccept() ], rcpt: [ rule "never" || deny() ] }`,
+			nil, []string{`AddRcpt "<copy@example.com>" ""`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.load(tt.rules)
+			msg := defaultMessage()
+			msg.macros = tt.macros
+			want := atEOM("accept", tt.want...)
+			if got := h.run(msg); got != want {
+				t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestHeaderQuirks checks what the rules see of the header fields the MTA
+// sends: the value after the one space the MTA drops, folded lines with
+// CRLF line ends whatever the MTA used.
+func TestHeaderQuirks(t *testing.T) {
+	h := newHarness(t, "unix", `#{
+  preq: [
+    rule "check" || {
+      let ok = get_header("X-Folded") == "line1\tline2" && get_header("X-Spaces") == "two";
+      if ok && mail().contains("X-Folded: line1\r\n\tline2\r\n") && mail().contains("X-Spaces:  two\r\n") { accept() } else { reject("550 5.0.0 " + mail()) }
+    },
+  ],
+}`)
+	msg := defaultMessage()
+	// Postfix and Sendmail send folded lines separated by LF and drop one
+	// space after the colon (SMFIP_HDR_LEADSPC is not negotiated).
+	msg.headers = append(msg.headers, [2]string{"X-Folded", "line1\n\tline2"}, [2]string{"X-Spaces", " two"})
+	if got, want := h.run(msg), atEOM("accept"); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestLocalDelivery checks that recipients delivered locally go to the
+// Deliverer, durably before the answer, and leave the MTA's envelope.
+func TestLocalDelivery(t *testing.T) {
+	h := newHarness(t, "unix", `#{
+  delivery: [
+    action "local" || {
+      maildir("alice@example.net");
+      mbox("bob@example.net");
+      forward("carol@example.net", "smtp://127.0.0.1:2525");
+      append_header("X-Delivered", "local");
+    },
+  ],
+}`)
+	msg := defaultMessage()
+	msg.rcpts = []string{"alice@example.net", "bob@example.net", "carol@example.net", "dave@example.net"}
+	got := h.run(msg)
+	want := `connect: continue
+helo: continue
+mail: continue
+rcpt <alice@example.net>: continue
+rcpt <bob@example.net>: continue
+rcpt <carol@example.net>: continue
+rcpt <dave@example.net>: continue
+eom: accept
+  AddHeader "X-Delivered" "local"
+  DelRcpt "<alice@example.net>"
+  DelRcpt "<bob@example.net>"
+  DelRcpt "<carol@example.net>"
+`
+	if got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
+	ds := h.deliverer.deliveries()
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(ds))
+	}
+	d := ds[0]
+	if d.from != "sender@example.org" {
+		t.Errorf("delivery sender %q", d.from)
+	}
+	if got, want := strings.Join(d.rcpts, " "), "maildir:alice@example.net mbox:bob@example.net forward:carol@example.net->smtp://127.0.0.1:2525"; got != want {
+		t.Errorf("delivered to %s, want %s", got, want)
+	}
+	wantMsg := "From: Sender <sender@example.org>\r\nTo: rcpt@example.net\r\nSubject: Hello\r\nX-Delivered: local\r\n\r\nHello there.\r\n"
+	if d.msg != wantMsg {
+		t.Errorf("delivered message:\n%q\nwant:\n%q", d.msg, wantMsg)
+	}
+}
+
+// TestLocalDeliveryFailures checks that a message whose local delivery
+// cannot be made fails temporarily as a whole (the MTA keeps it), and that
+// a quarantined message is not delivered locally.
+func TestLocalDeliveryFailures(t *testing.T) {
+	const rules = `#{ delivery: [ action "local" || { maildir_all(); append_header("X-A", "1") } ] }`
+	tempfail := atEOM("451 4.3.0 Requested action aborted: local delivery failed, try again later")
+
+	t.Run("deliverer error", func(t *testing.T) {
+		h := newHarness(t, "unix", rules)
+		h.deliverer.fail = errDiskFull
+		if got := h.run(defaultMessage()); got != tempfail {
+			t.Errorf("transcript:\n%s\nwant:\n%s", got, tempfail)
+		}
+		if logs := h.logs.String(); !strings.Contains(logs, "disk full") || !strings.Contains(logs, "outcome=tempfail") {
+			t.Errorf("the failure is not logged:\n%s", logs)
+		}
+		if got := h.metrics.counts(); got != "tempfail=1" {
+			t.Errorf("metrics %s", got)
+		}
+	})
+	t.Run("no deliverer", func(t *testing.T) {
+		h := newHarness(t, "unix", rules, func(o *milter.Options) { o.Deliverer = nil })
+		if got := h.run(defaultMessage()); got != tempfail {
+			t.Errorf("transcript:\n%s\nwant:\n%s", got, tempfail)
+		}
+		if logs := h.logs.String(); !strings.Contains(logs, "no deliverer is configured") {
+			t.Errorf("the missing deliverer is not logged:\n%s", logs)
+		}
+	})
+	t.Run("quarantine", func(t *testing.T) {
+		h := newHarness(t, "unix", `#{ delivery: [ action "local" || maildir_all(), rule "hold" || quarantine("held") ] }`)
+		want := atEOM("accept", `Quarantine "held"`)
+		if got := h.run(defaultMessage()); got != want {
+			t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+		}
+		if n := len(h.deliverer.deliveries()); n != 0 {
+			t.Errorf("%d local deliveries of a quarantined message", n)
+		}
+	})
+}
+
+// TestMaxMessageSize checks that the rules see only the first
+// MaxMessageSize bytes of the body, and that a local delivery still gets
+// the whole message, through a spool file removed afterwards.
+func TestMaxMessageSize(t *testing.T) {
+	spool := t.TempDir()
+	t.Setenv("TMPDIR", spool)
+	h := newHarness(t, "unix", `#{
+  preq: [ rule "size" || if mail().ends_with("\r\n\r\n0123456789") { next() } else { reject("550 5.0.0 saw more") } ],
+  delivery: [ action "local" || maildir_all() ],
+}`, func(o *milter.Options) { o.MaxMessageSize = 10 })
+	msg := defaultMessage()
+	msg.body = strings.Repeat("0123456789ABCDEFGHIJ\r\n", 5000) // several body chunks
+	want := atEOM("accept", `DelRcpt "<rcpt@example.net>"`)
+	if got := h.run(msg); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
+	ds := h.deliverer.deliveries()
+	if len(ds) != 1 || !strings.HasSuffix(ds[0].msg, "\r\n\r\n"+msg.body) {
+		t.Errorf("the local delivery did not get the whole body")
+	}
+	left, _ := filepath.Glob(filepath.Join(spool, "vsl-milter-body-*"))
+	if len(left) > 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+	if _, err := os.Stat(spool); err != nil {
+		t.Fatal(err)
+	}
+}

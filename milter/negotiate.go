@@ -1,0 +1,180 @@
+package milter
+
+import (
+	"fmt"
+
+	milter "github.com/d--j/go-milter"
+
+	"github.com/vsl-milter/vsl-milter/policy"
+)
+
+// callback says how the MTA sends one SMTP event.
+type callback uint8
+
+const (
+	// cbOff: the MTA does not send the event (SMFIP_NO*).
+	cbOff callback = iota
+	// cbOneWay: the MTA sends the event and does not wait for an answer
+	// (SMFIP_NR_*): the data is needed by later rules, but this stage has
+	// none, so it cannot decide anything.
+	cbOneWay
+	// cbReply: the MTA sends the event and waits for the answer.
+	cbReply
+)
+
+// The macros the sessions read. Postfix and Sendmail send only the macros
+// a milter asks for, per stage.
+const (
+	macroQueueID    = milter.MacroQueueId    // i
+	macroServerName = milter.MacroMTAFQDN    // j
+	macroMTAVersion = milter.MacroMTAVersion // v: "Postfix 3.7.11" for Postfix
+	macroAuthAuthen = milter.MacroAuthAuthen
+	macroAuthType   = milter.MacroAuthType
+	macroTLSVersion = milter.MacroTlsVersion
+	macroDaemonAddr = milter.MacroDaemonAddr
+	macroDaemonPort = milter.MacroDaemonPort
+	macroClientAddr = milter.MacroClientAddr
+	macroClientPort = milter.MacroClientPort
+)
+
+// plan is what a connection negotiates for a rule set: which events the
+// MTA sends, which of them wait for an answer, which macros come with
+// them, and which modifications the milter may make.
+type plan struct {
+	rules                     *policy.Rules
+	connect, helo, mail, rcpt callback
+	message                   bool // headers and body are sent (one-way)
+	protocol                  milter.OptProtocol
+	actions                   milter.OptAction
+	serverOptions             []milter.Option
+}
+
+// newPlan decides the negotiation for rules. A stage's data is needed when
+// the stage or a later one has directives (later rules read client_ip(),
+// helo(), mail_from(), rcpt_list()); the MTA must wait for the answer only
+// when the stage itself has directives. So:
+//
+//   - connect, helo: answered when the stage has directives; one-way when a
+//     later stage has some (Postfix has no macro for the HELO name, so the
+//     event is the only way to learn it); off otherwise.
+//   - envfrom runs the authenticate and mail stages: answered when either
+//     has directives; one-way when a later stage has some (the envelope,
+//     the transaction's reset and message id); off otherwise. A deny at
+//     connect or helo needs no envfrom answer: the MTA itself refuses every
+//     later command of a connection refused there.
+//   - envrcpt: answered when rcpt has directives, one-way when preq, postq
+//     or delivery have some, off otherwise.
+//   - headers and body: sent one-way when preq, postq or delivery have
+//     directives, off otherwise. DATA, end of header and unknown commands
+//     are never needed. The end of message always comes (the protocol has
+//     no way to turn it off): it applies what the rules recorded.
+//
+// So the header reaches the milter only when a stage after DATA has rules.
+// Header changes made before DATA are then applied to a header the rules
+// do not know: append_header and prepend_header are exact, set_header adds
+// the field (it cannot change one it does not see), rename_header and
+// remove_header find nothing. policy does not tell which functions a rule
+// set calls; if it did, the header could be asked for (one-way) exactly
+// when a rule before DATA calls set_header, rename_header or remove_header.
+//
+// Without a single directive the milter asks for nothing but the end of
+// message and may not modify messages. With directives it asks for every
+// modification it can make, as a rule set does not declare which
+// functions its rules call (asking costs nothing in the protocol).
+func newPlan(rules *policy.Rules) *plan {
+	has := func(st policy.Stage) bool { return len(rules.Directives(st)) > 0 }
+	from := func(st policy.Stage) bool {
+		for ; st <= policy.Delivery; st++ {
+			if has(st) {
+				return true
+			}
+		}
+		return false
+	}
+	pick := func(here, later bool) callback {
+		switch {
+		case here:
+			return cbReply
+		case later:
+			return cbOneWay
+		}
+		return cbOff
+	}
+	p := &plan{
+		rules:   rules,
+		connect: pick(has(policy.Connect), from(policy.Helo)),
+		helo:    pick(has(policy.Helo), from(policy.Authenticate)),
+		mail:    pick(has(policy.Authenticate) || has(policy.Mail), from(policy.Rcpt)),
+		rcpt:    pick(has(policy.Rcpt), from(policy.PreQ)),
+		message: from(policy.PreQ),
+	}
+	proto := milter.OptNoData | milter.OptNoDataReply | milter.OptNoEOH | milter.OptNoEOHReply |
+		milter.OptNoUnknown | milter.OptNoUnknownReply | milter.OptNoHeaderReply | milter.OptNoBodyReply
+	for _, cb := range []struct {
+		c         callback
+		off, none milter.OptProtocol
+	}{
+		{p.connect, milter.OptNoConnect, milter.OptNoConnReply},
+		{p.helo, milter.OptNoHelo, milter.OptNoHeloReply},
+		{p.mail, milter.OptNoMailFrom, milter.OptNoMailReply},
+		{p.rcpt, milter.OptNoRcptTo, milter.OptNoRcptReply},
+	} {
+		switch cb.c {
+		case cbOff:
+			proto |= cb.off | cb.none
+		case cbOneWay:
+			proto |= cb.none
+		}
+	}
+	if !p.message {
+		proto |= milter.OptNoHeaders | milter.OptNoBody
+	}
+	p.protocol = proto
+	if from(policy.Connect) {
+		p.actions = milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt |
+			milter.OptChangeFrom | milter.OptQuarantine | milter.OptChangeBody
+	}
+	p.actions |= milter.OptSetMacros
+
+	// Connection macros come with the connect event; when it is off (no
+	// rules at all) they come at the end of the message, for the logs.
+	eom := []milter.MacroName{macroQueueID, macroMTAVersion}
+	if p.connect == cbOff {
+		eom = append(eom, macroServerName, macroClientAddr, macroClientPort, macroDaemonAddr, macroDaemonPort)
+	}
+	p.serverOptions = []milter.Option{
+		milter.WithNegotiationCallback(p.negotiate),
+		milter.WithMacroRequest(milter.StageConnect, []milter.MacroName{macroServerName, macroDaemonAddr, macroDaemonPort, macroTLSVersion}),
+		milter.WithMacroRequest(milter.StageHelo, []milter.MacroName{macroTLSVersion}),
+		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{macroQueueID, macroAuthAuthen, macroAuthType, macroTLSVersion}),
+		milter.WithMacroRequest(milter.StageEOM, eom),
+	}
+	return p
+}
+
+// replies reports whether the event of stage waits for an answer.
+func (p *plan) replies(st policy.Stage) bool {
+	switch st {
+	case policy.Connect:
+		return p.connect == cbReply
+	case policy.Helo:
+		return p.helo == cbReply
+	case policy.Authenticate, policy.Mail:
+		return p.mail == cbReply
+	case policy.Rcpt:
+		return p.rcpt == cbReply
+	}
+	return true // end of message
+}
+
+// negotiate is go-milter's negotiation callback: it offers the plan, cut
+// down to what the MTA supports. An MTA without the no-reply flags
+// (protocol < 6) gets an answer to every event it sends; an MTA without a
+// modification the rules then make gets a temporary failure for that
+// message (logged), rather than a message silently left unchanged.
+func (p *plan) negotiate(mtaVersion, _ uint32, mtaActions, _ milter.OptAction, mtaProtocol, _ milter.OptProtocol, offered milter.DataSize) (uint32, milter.OptAction, milter.OptProtocol, milter.DataSize, error) {
+	if mtaVersion < 2 {
+		return 0, 0, 0, 0, fmt.Errorf("milter: the MTA speaks milter protocol version %d; 2 to 6 are supported", mtaVersion)
+	}
+	return min(mtaVersion, milter.MaxServerProtocolVersion), p.actions & mtaActions, p.protocol & mtaProtocol, offered, nil
+}

@@ -1,0 +1,148 @@
+package milter_test
+
+import (
+	"strings"
+	"testing"
+
+	gomilter "github.com/d--j/go-milter"
+
+	"github.com/vsl-milter/vsl-milter/milter"
+)
+
+// negotiated renders what a client session negotiated: for each envelope
+// event whether it is off, one-way or answered; whether the message is
+// sent; whether the milter may modify messages.
+func negotiated(s *gomilter.ClientSession) string {
+	event := func(name string, off, noReply gomilter.OptProtocol) string {
+		switch {
+		case s.ProtocolOption(off):
+			return name + "=off"
+		case s.ProtocolOption(noReply):
+			return name + "=one-way"
+		}
+		return name + "=reply"
+	}
+	parts := []string{
+		event("connect", gomilter.OptNoConnect, gomilter.OptNoConnReply),
+		event("helo", gomilter.OptNoHelo, gomilter.OptNoHeloReply),
+		event("mail", gomilter.OptNoMailFrom, gomilter.OptNoMailReply),
+		event("rcpt", gomilter.OptNoRcptTo, gomilter.OptNoRcptReply),
+		event("header", gomilter.OptNoHeaders, gomilter.OptNoHeaderReply),
+		event("body", gomilter.OptNoBody, gomilter.OptNoBodyReply),
+		event("data", gomilter.OptNoData, gomilter.OptNoDataReply),
+		event("eoh", gomilter.OptNoEOH, gomilter.OptNoEOHReply),
+		event("unknown", gomilter.OptNoUnknown, gomilter.OptNoUnknownReply),
+	}
+	if s.ActionOption(gomilter.OptAddHeader) && s.ActionOption(gomilter.OptChangeHeader) && s.ActionOption(gomilter.OptAddRcpt) &&
+		s.ActionOption(gomilter.OptRemoveRcpt) && s.ActionOption(gomilter.OptChangeFrom) && s.ActionOption(gomilter.OptQuarantine) &&
+		s.ActionOption(gomilter.OptChangeBody) {
+		parts = append(parts, "modify")
+	} else if s.ActionOption(gomilter.OptAddHeader) || s.ActionOption(gomilter.OptQuarantine) {
+		parts = append(parts, "modify=partial")
+	}
+	return strings.Join(parts, " ")
+}
+
+// TestNegotiation checks that a connection asks only for the events and
+// answers its rule set needs.
+func TestNegotiation(t *testing.T) {
+	const never = "data=off eoh=off unknown=off"
+	tests := []struct {
+		name, rules, want string
+	}{
+		{"no rules", `#{}`,
+			"connect=off helo=off mail=off rcpt=off header=off body=off " + never},
+		{"a mail rule only", `#{ mail: [ rule "m" || next() ] }`,
+			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
+		{"a connect rule only", `#{ connect: [ rule "c" || next() ] }`,
+			"connect=reply helo=off mail=off rcpt=off header=off body=off " + never + " modify"},
+		{"an authenticate rule", `#{ authenticate: [ rule "a" || next() ] }`,
+			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
+		{"a rcpt rule", `#{ rcpt: [ rule "r" || next() ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=reply header=off body=off " + never + " modify"},
+		{"a delivery rule", `#{ deliver: [ action "d" || deliver_all() ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
+		{"every stage", `#{ connect: [ rule "1" || next() ], helo: [ rule "2" || next() ], mail: [ rule "3" || next() ], rcpt: [ rule "4" || next() ], preq: [ rule "5" || next() ] }`,
+			"connect=reply helo=reply mail=reply rcpt=reply header=one-way body=one-way " + never + " modify"},
+	}
+	h := newHarness(t, "unix", "")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.load(tt.rules)
+			s, err := h.client().Session(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := negotiated(s); got != tt.want {
+				t.Errorf("negotiated:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOldMTA checks a milter protocol 2 MTA, which knows no one-way
+// events: every event it sends is answered, and decisions still arrive.
+func TestOldMTA(t *testing.T) {
+	h := newHarness(t, "tcp", `#{ rcpt: [ rule "no bob" || if rcpt().local_part == "bob" { deny("550 5.1.1 no bob") } else { next() } ] }`)
+	s, err := h.client(gomilter.WithMaximumVersion(2), gomilter.WithActions(gomilter.OptAddHeader|gomilter.OptQuarantine),
+		gomilter.WithProtocols(gomilter.OptNoConnect|gomilter.OptNoHelo|gomilter.OptNoMailFrom|gomilter.OptNoRcptTo|gomilter.OptNoBody|gomilter.OptNoHeaders|gomilter.OptNoEOH)).Session(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, want := negotiated(s), "connect=reply helo=reply mail=reply rcpt=reply header=off body=off data=off eoh=off unknown=off modify=partial"; got != want {
+		t.Errorf("negotiated:\n%s\nwant:\n%s", got, want)
+	}
+	for _, step := range []func() (*gomilter.Action, error){
+		func() (*gomilter.Action, error) {
+			return s.Conn("client.example", gomilter.FamilyInet, 4711, "192.0.2.10")
+		},
+		func() (*gomilter.Action, error) { return s.Helo("client.example") },
+		func() (*gomilter.Action, error) { return s.Mail("a@example.org", "") },
+		func() (*gomilter.Action, error) { return s.Rcpt("alice@example.net", "") },
+	} {
+		if act, err := step(); err != nil || act.Type != gomilter.ActionContinue {
+			t.Fatalf("got %v %v, want continue", act, err)
+		}
+	}
+	if act, err := s.Rcpt("bob@example.net", ""); err != nil || act.SMTPReply != "550 5.1.1 no bob" {
+		t.Fatalf("rcpt bob: %v %v", act, err)
+	}
+}
+
+// TestMacros checks the macros the rules see through the transaction API:
+// the server's name (j, or Options.ServerName), its address, TLS, the
+// queue id as message id, and an authenticated client ({auth_authen}),
+// which runs the authenticate stage at MAIL.
+func TestMacros(t *testing.T) {
+	h := newHarness(t, "unix", `#{
+  authenticate: [ rule "no mallory" || if auth().authid == "mallory" { deny("535 5.7.8 go away") } else { next() } ],
+  mail: [
+    rule "check" || {
+      let got = `+"`${server_name()} ${server_ip()}:${server_port()} ${is_secured()} ${message_id()} ${is_authenticated()} ${helo()} ${client_ip()}:${client_port()}`"+`;
+      if got == "mx.example.com 192.0.2.1:25 true 4ABCDE true client.example 192.0.2.10:4711" { next() } else { reject("550 5.0.0 " + got) }
+    },
+  ],
+}`, func(o *milter.Options) { o.ServerName = "fallback.example.com" })
+	msg := defaultMessage()
+	msg.macros = map[string]string{"{tls_version}": "TLSv1.3", "{auth_authen}": "joe", "{auth_type}": "PLAIN"}
+	if got, want := h.run(msg), atEOM("accept"); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
+	msg.macros["{auth_authen}"] = "mallory"
+	if got, want := h.run(msg), answered("mail", "535 5.7.8 go away"); got != want {
+		t.Errorf("transcript:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Without j, the configured name.
+	h.load(`#{ connect: [ rule "name" || if server_name() == "fallback.example.com" { next() } else { deny() } ] }`)
+	s, err := h.client().Session(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if act, err := s.Conn("client.example", gomilter.FamilyInet6, 4711, "2001:db8::1"); err != nil || act.Type != gomilter.ActionContinue {
+		t.Fatalf("connect: %v %v, want continue", act, err)
+	}
+}

@@ -1,0 +1,459 @@
+// Package milter is vsl-milter's milter front end: Postfix (smtpd_milters)
+// or Sendmail connects over the milter protocol, each MTA callback drives the
+// matching stage of a policy.Session, and the session's decisions become
+// milter answers (SEMANTICS §8): continue, accept, reject, tempfail, discard
+// or quarantine, plus the header, sender, recipient and body changes the
+// rules recorded, replayed at the end of the message. Recipients the rules
+// deliver locally (maildir, mbox, forward) are handed to a Deliverer before
+// the message is accepted, and taken out of the MTA's envelope.
+//
+// The protocol itself is github.com/d--j/go-milter's (its low-level
+// milter.Milter interface). This package knows the milter protocol, the MTAs'
+// quirks and the mapping of decisions to answers. It must not know the vSL
+// language nor how rules are loaded or reloaded (package policy and the serve
+// command do), nor how a local delivery is written (package delivery, behind
+// the Deliverer interface).
+//
+// What the MTA is asked for depends on the rule set a connection takes (see
+// newPlan): callbacks of stages without rules are negotiated away or made
+// one-way, so that a rule set with a single mail rule costs one round trip
+// per message beyond the protocol's minimum.
+package milter
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	milter "github.com/d--j/go-milter"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vsl-milter/vsl-milter/policy"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Rules returns the current rule set. Each new milter connection calls
+	// it once and keeps the result until it closes, so a reload (Rules
+	// returning a new set) takes effect for new connections only, and the
+	// protocol options negotiated for a connection always match its rules.
+	Rules func() *policy.Rules
+	// OnError says what a script error answers (SEMANTICS §8); it also
+	// applies to a panic recovered in a callback.
+	OnError policy.OnError
+	// Deadline bounds each stage's run (0: only the operation budget).
+	// Whatever it is, a callback the MTA waits for sends it a progress
+	// notification every 10 seconds while it runs (rules, local delivery),
+	// so that the MTA's own timeout does not cut a long one.
+	Deadline time.Duration
+	// MaxMessageSize is how many bytes of the body the rules see (0: all).
+	// The rest is dropped from what rules see, never from the mail: the MTA
+	// keeps the whole message, and a local delivery gets it whole (the body
+	// beyond the limit is spooled to a temporary file).
+	MaxMessageSize int64
+	// ServerName is the server's name (server_name()) when the MTA sends no
+	// `j` macro.
+	ServerName string
+	// Deliverer delivers the recipients the rules chose to deliver locally
+	// (maildir, mbox, forward). Nil: such messages are refused temporarily.
+	Deliverer Deliverer
+	// Observer is told every directive's outcome and every stage's verdict
+	// (may be nil).
+	Observer policy.Observer
+	// Metrics counts sessions and transactions (may be nil).
+	Metrics Metrics
+	// Logger receives one line per transaction (outcome, deciding stage and
+	// rule, errors with file:line:col), the rules' log() calls under the
+	// name "script", and faults. Nil discards everything.
+	Logger hclog.Logger
+	// AppDir is the application directory under which the rules' write()
+	// and dump() store files.
+	AppDir string
+}
+
+// Metrics counts what the milter does. Its methods are called from many
+// goroutines at once.
+type Metrics interface {
+	// SessionOpened is called when an MTA connection has negotiated.
+	SessionOpened()
+	// SessionClosed is called when that connection ends.
+	SessionClosed()
+	// Transaction is called once per transaction that ended with a verdict:
+	// outcome is accept, reject, tempfail, discard or quarantine. A session
+	// refused at connect or helo counts as one transaction.
+	Transaction(outcome string)
+}
+
+// Deliverer delivers a message to the recipients the rules chose to deliver
+// locally. It must be durable when it returns nil: the message is then
+// accepted and those recipients are removed from the MTA's envelope. An
+// error makes the whole message fail temporarily, so the MTA keeps it and
+// tries again (a recipient delivered before the error may then get it
+// twice). It must return when ctx is cancelled (server shutdown).
+type Deliverer interface {
+	// Deliver writes msg (the message as the rules left it, header and
+	// body, CRLF line ends) for each of rcpts; from is the envelope sender.
+	Deliver(ctx context.Context, msg []byte, from policy.MailAddr, rcpts []policy.DeliveryChoice) error
+}
+
+// defaultKeepalive is how long a callback may run before the server tells
+// the MTA it is still working (SMFIR_PROGRESS): well below Postfix's
+// milter_command_timeout (30s) and Sendmail's default timeouts.
+const defaultKeepalive = 10 * time.Second
+
+// Server is a milter server: it accepts MTA connections on any number of
+// listeners and runs the rules for each. Its zero value is not usable; call
+// NewServer.
+type Server struct {
+	opts      Options
+	log       hclog.Logger
+	scriptLog func(level, msg string)
+	keepalive time.Duration // progress interval during a long callback (0: never)
+
+	// ctx is the parent of every rule run and delivery; it is cancelled when
+	// Shutdown stops waiting, so that callbacks still running end promptly.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	plan atomic.Pointer[plan] // the plan of the last rule set seen
+
+	mu        sync.Mutex
+	shutdown  bool
+	listeners map[net.Listener]struct{}
+	conns     map[*trackedConn]struct{}
+	sessions  int // sessions between negotiation and Cleanup
+}
+
+// NewServer returns a server for opts. opts.Rules must be set.
+func NewServer(opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts: opts, log: log, keepalive: defaultKeepalive,
+		ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*trackedConn]struct{}{},
+	}
+	script := log.Named("script")
+	s.scriptLog = func(level, msg string) { script.Log(scriptLevel(level), msg) }
+	return s
+}
+
+// scriptLevel maps a rule's log(level, ...) level to hclog's.
+func scriptLevel(level string) hclog.Level {
+	switch level {
+	case "trace":
+		return hclog.Trace
+	case "debug":
+		return hclog.Debug
+	case "warn", "warning":
+		return hclog.Warn
+	case "error":
+		return hclog.Error
+	}
+	return hclog.Info
+}
+
+// Serve accepts MTA connections on ln until Shutdown is called, serving
+// each on its own goroutine. It returns nil after Shutdown, or the error
+// that made ln fail. It may be called for several listeners at once (a
+// unix socket and a TCP port); ln is closed when Serve returns.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shuttingDown() {
+				return nil
+			}
+			if temporary(err) {
+				// Out of file descriptors and the like: wait and retry, as
+				// net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accepting a milter connection failed; retrying", "error", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("milter: accepting connections on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		tc := newTrackedConn(c, s.log)
+		s.mu.Lock()
+		if s.shutdown {
+			s.mu.Unlock()
+			tc.Close()
+			return nil
+		}
+		s.conns[tc] = struct{}{}
+		s.mu.Unlock()
+		go s.serveConn(tc)
+	}
+}
+
+// temporary reports whether an Accept error is worth retrying.
+func temporary(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// serveConn runs the milter protocol on one MTA connection with the rule
+// set current when it arrived. go-milter negotiates once per server, so
+// each connection gets a go-milter server of its own, configured for its
+// rules; the cost is a few small allocations.
+func (s *Server) serveConn(tc *trackedConn) {
+	defer func() {
+		tc.Close()
+		s.mu.Lock()
+		delete(s.conns, tc)
+		s.mu.Unlock()
+	}()
+	var rules *policy.Rules
+	if s.opts.Rules != nil {
+		rules = s.opts.Rules()
+	}
+	if rules == nil {
+		s.log.Error("no rule set is loaded; closing the milter connection", "remote", tc.RemoteAddr())
+		return
+	}
+	p := s.planFor(rules)
+	ms := milter.NewServer(p.serverOptions...)
+	// Serve returns once the connection is closed: by the MTA, by the
+	// session on a protocol error, or by Shutdown.
+	_ = ms.Serve(&connListener{conn: tc})
+}
+
+// planFor returns the negotiation plan of rules, reusing the last one when
+// the rule set did not change.
+func (s *Server) planFor(rules *policy.Rules) *plan {
+	if p := s.plan.Load(); p != nil && p.rules == rules {
+		return p
+	}
+	p := newPlan(rules)
+	p.serverOptions = append(p.serverOptions, milter.WithDynamicMilter(
+		func(version uint32, actions milter.OptAction, protocol milter.OptProtocol, _ milter.DataSize) milter.Milter {
+			return s.newSession(p)
+		}))
+	s.plan.Store(p)
+	return p
+}
+
+// sessionStarted and sessionEnded count the sessions Shutdown waits for.
+func (s *Server) sessionStarted() {
+	s.mu.Lock()
+	s.sessions++
+	s.mu.Unlock()
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.SessionOpened()
+	}
+}
+
+func (s *Server) sessionEnded() {
+	s.mu.Lock()
+	s.sessions--
+	s.mu.Unlock()
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.SessionClosed()
+	}
+}
+
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// idle reports whether no connection and no session is left.
+func (s *Server) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns) == 0 && s.sessions == 0
+}
+
+// Shutdown stops accepting connections and lets the sessions in progress
+// finish (an MTA keeps its milter connection for a whole SMTP session).
+// When ctx ends first, it closes the connections left, cancels the rules
+// and deliveries still running, waits for their callbacks to return and
+// returns ctx's error. Serve returns nil after Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	var errs []error
+	for ln := range s.listeners {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("milter: closing listener %s: %w", ln.Addr(), err))
+		}
+	}
+	s.mu.Unlock()
+
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !s.idle() {
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+		}
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		for !s.idle() {
+			<-tick.C
+		}
+		return errors.Join(append(errs, ctx.Err())...)
+	}
+	s.cancel()
+	return errors.Join(errs...)
+}
+
+// trackedConn is an MTA connection that tells when it has been closed
+// and lets through only milter packets go-milter can parse: go-milter
+// v0.10.2 panics, in a goroutine of its own and so killing the process, on
+// a packet of length 0 and on connect, envfrom or envrcpt data without the
+// NUL that ends their first string. A bad packet fails the read, and
+// go-milter closes the connection.
+type trackedConn struct {
+	net.Conn
+	log     hclog.Logger
+	in      *bufio.Reader
+	buf     []byte // the packet being handed over
+	pending []byte // its bytes go-milter has not read yet
+	once    sync.Once
+	err     error
+	closed  chan struct{}
+}
+
+func newTrackedConn(c net.Conn, log hclog.Logger) *trackedConn {
+	return &trackedConn{Conn: c, log: log, in: bufio.NewReader(c), closed: make(chan struct{})}
+}
+
+// maxPacket bounds a milter packet: an MTA sends body chunks of at most
+// 1 MiB (the largest size the protocol negotiates); go-milter alone would
+// allocate up to 512 MiB for a length an MTA announces.
+const maxPacket = 4 << 20
+
+// Read hands go-milter the bytes of checked packets.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if len(c.pending) == 0 {
+		if err := c.nextPacket(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// nextPacket reads and checks the next packet.
+func (c *trackedConn) nextPacket() error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.in, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > maxPacket {
+		return c.bad(fmt.Errorf("a packet of %d bytes (1 to %d allowed)", n, maxPacket))
+	}
+	size := 4 + int(n)
+	if cap(c.buf) < size {
+		c.buf = make([]byte, size)
+	}
+	b := c.buf[:size]
+	copy(b, hdr[:])
+	if _, err := io.ReadFull(c.in, b[4:]); err != nil {
+		return err
+	}
+	if err := checkPacket(b[4], b[5:]); err != nil {
+		return c.bad(err)
+	}
+	c.pending = b
+	return nil
+}
+
+func (c *trackedConn) bad(err error) error {
+	err = fmt.Errorf("milter: malformed packet from the MTA: %w", err)
+	c.log.Warn("closing the milter connection", "remote", c.RemoteAddr(), "error", err)
+	return err
+}
+
+// checkPacket checks what go-milter takes for granted in a command's data.
+func checkPacket(code byte, data []byte) error {
+	switch code {
+	case 'C': // connect: hostname NUL family [port address]
+		i := bytes.IndexByte(data, 0)
+		if i < 0 || i+1 >= len(data) {
+			return errors.New("connect data without hostname and family")
+		}
+		if fam := data[i+1]; (fam == 'L' || fam == '4' || fam == '6') && len(data) < i+4 {
+			return errors.New("connect data without port")
+		}
+	case 'M', 'R': // envfrom, envrcpt: address NUL [args]
+		if bytes.IndexByte(data, 0) < 0 {
+			return fmt.Errorf("%c data without a NUL-terminated address", code)
+		}
+	}
+	return nil
+}
+
+// Close closes the connection once and signals it.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.err = c.Conn.Close()
+		close(c.closed)
+	})
+	return c.err
+}
+
+// connListener hands one connection to a go-milter server: the first
+// Accept returns it, the second blocks until it is closed.
+type connListener struct {
+	conn   *trackedConn
+	handed bool // go-milter calls Accept from one goroutine
+}
+
+// Accept returns the connection, then waits for it to close.
+func (l *connListener) Accept() (net.Conn, error) {
+	if !l.handed {
+		l.handed = true
+		return l.conn, nil
+	}
+	<-l.conn.closed
+	return nil, net.ErrClosed
+}
+
+// Close does nothing: the connection's life is the session's.
+func (l *connListener) Close() error { return nil }
+
+// Addr returns the connection's local address.
+func (l *connListener) Addr() net.Addr { return l.conn.LocalAddr() }
