@@ -15,6 +15,7 @@ var version = "dev"
 const usage = `vsl-milter — run vSMTP's vSL rules against mail
 
 Usage:
+  vsl-milter serve [-c CONFIG]                  run the milter (default: embedded config, inet:127.0.0.1:10030)
   vsl-milter check [-c CONFIG]                  load the configuration and rules, print errors and warnings
   vsl-milter test [-c CONFIG] [--json] [--mode milter|smtp] SESSION
                                                 dry-run one SMTP session through the rules
@@ -37,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "script":
 		return cmdScript(args[1:], stdout, stderr)
+	case "serve":
+		return cmdServe(args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "test":

@@ -93,3 +93,13 @@ func TestTestJSON(t *testing.T) {
 		t.Errorf("a missing session file: exit %d, %s", code, errs)
 	}
 }
+
+// TestShippedConfigsLoad keeps the configurations shipped in deploy/ and
+// contrib/ valid.
+func TestShippedConfigsLoad(t *testing.T) {
+	for _, cfg := range []string{"../../deploy/container/vsmtp.toml", "../../contrib/examples/doe-family/vsmtp.toml"} {
+		if code, out, errs := runCmd("check", "-c", cfg); code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", cfg, code, out, errs)
+		}
+	}
+}

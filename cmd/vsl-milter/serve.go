@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/vsl-milter/vsl-milter/config"
+	"github.com/vsl-milter/vsl-milter/delivery"
+	"github.com/vsl-milter/vsl-milter/internal/sockets"
+	"github.com/vsl-milter/vsl-milter/logging"
+	"github.com/vsl-milter/vsl-milter/metrics"
+	"github.com/vsl-milter/vsl-milter/milter"
+	"github.com/vsl-milter/vsl-milter/policy"
+)
+
+// cmdServe runs the milter: it loads the configuration and rules, listens
+// where [milter] listen says, serves metrics, reloads the rules on SIGHUP and
+// stops gracefully on SIGTERM or SIGINT.
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("c", "", "the configuration file (vsmtp.toml); default: the embedded default (milter on inet:127.0.0.1:10030, rules that only log)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: vsl-milter serve [-c CONFIG]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	log, err := logging.New("vsl-milter", logging.Options{Level: cfg.Log.Level, JSON: cfg.Log.JSON, Output: stderr})
+	if err != nil {
+		fmt.Fprintf(stderr, "vsl-milter: %v\n", err)
+		return 1
+	}
+	rules, err := loadRules(cfg)
+	if err != nil {
+		printErr(stderr, err)
+		return 1
+	}
+	for _, w := range rules.Warnings {
+		log.Warn("rules", "warning", w.Error())
+	}
+	m := metrics.New(version)
+	m.Preset(ruleKeys(rules))
+	var current atomic.Pointer[policy.Rules]
+	current.Store(rules)
+
+	agent, err := delivery.New(delivery.Options{
+		MaildirRoot: cfg.Delivery.MaildirRoot, MboxRoot: cfg.Delivery.MboxRoot,
+		ForwardTimeout: cfg.Delivery.ForwardTimeout, Hostname: cfg.Server.Domain,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vsl-milter: delivery: %v\n", err)
+		return 1
+	}
+	srv := milter.NewServer(milter.Options{
+		Rules:          current.Load,
+		OnError:        onError(cfg),
+		Deadline:       cfg.Milter.StageDeadline,
+		MaxMessageSize: cfg.Milter.MaxMessageSize,
+		ServerName:     cfg.Server.Domain,
+		Deliverer:      agent,
+		Observer:       observers{m, logging.Observer{Log: log.Named("rules")}},
+		Metrics:        m,
+		Logger:         log,
+		AppDir:         cfg.App.Dirpath,
+	})
+
+	network, address, err := config.ParseListen(cfg.Milter.Listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "vsl-milter: milter.listen: %v\n", err)
+		return 1
+	}
+	ln, err := sockets.Listen(network, address, sockets.UnixOptions{
+		Mode: cfg.Milter.SocketMode, Owner: cfg.Milter.SocketOwner, Group: cfg.Milter.SocketGroup,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vsl-milter: %v\n", err)
+		return 1
+	}
+	var ready atomic.Bool
+	var httpSrv *http.Server
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			fmt.Fprintf(stderr, "vsl-milter: metrics.listen: %v\n", err)
+			return 1
+		}
+		httpSrv = &http.Server{
+			Handler: m.Handler(func() error {
+				if !ready.Load() {
+					return errors.New("not serving yet")
+				}
+				return nil
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		go httpSrv.Serve(mln)
+		log.Info("metrics", "listen", mln.Addr().String())
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	ready.Store(true)
+	log.Info("serving", "listen", cfg.Milter.Listen, "rules", rulesName(cfg), "directives", len(rules.Names()), "version", version)
+
+	for {
+		select {
+		case err := <-served:
+			if err != nil {
+				log.Error("milter server stopped", "error", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload(*cfgPath, &current, m, log)
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Milter.ShutdownGrace.String())
+			ready.Store(false)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Milter.ShutdownGrace)
+			err := srv.Shutdown(ctx)
+			cancel()
+			if httpSrv != nil {
+				httpSrv.Close()
+			}
+			if err != nil {
+				log.Warn("sessions cut off at the end of the grace period", "error", err)
+			}
+			return 0
+		}
+	}
+}
+
+// reload recompiles the configuration's rules; on any error the old rules
+// keep serving. Sessions in flight finish on the rules they started with.
+func reload(cfgPath string, current *atomic.Pointer[policy.Rules], m *metrics.Metrics, log hclog.Logger) {
+	cfg, err := loadConfig(cfgPath)
+	if err == nil {
+		var rules *policy.Rules
+		if rules, err = loadRules(cfg); err == nil {
+			current.Store(rules)
+			m.Preset(ruleKeys(rules))
+			m.Reload(nil)
+			log.Info("rules reloaded", "rules", rulesName(cfg), "directives", len(rules.Names()))
+			return
+		}
+	}
+	m.Reload(err)
+	log.Error("reload failed: the previous rules keep serving", "error", err.Error())
+}
+
+func rulesName(cfg *config.Config) string {
+	if p := cfg.RulesPath(); p != "" {
+		return p
+	}
+	return policy.DefaultRulesPath
+}
+
+// ruleKeys lists every directive of the rules for the metrics' series.
+func ruleKeys(r *policy.Rules) []metrics.RuleKey {
+	var keys []metrics.RuleKey
+	for _, st := range policy.Stages() {
+		for _, d := range r.Directives(st) {
+			keys = append(keys, metrics.RuleKey{Stage: st.String(), Rule: d.Name})
+		}
+	}
+	return keys
+}
+
+// observers sends each observation to several observers.
+type observers []policy.Observer
+
+func (os observers) Directive(st policy.Stage, d *policy.Directive, k policy.StatusKind, err error, el time.Duration) {
+	for _, o := range os {
+		o.Directive(st, d, k, err, el)
+	}
+}
+
+func (os observers) Stage(st policy.Stage, v policy.Verdict, el time.Duration) {
+	for _, o := range os {
+		o.Stage(st, v, el)
+	}
+}
