@@ -173,3 +173,27 @@ func lint(f *syntax.File, r *Rules) []syntax.Error {
 	}
 	return warns
 }
+
+// calledNames lists the names of every function the file calls.
+func calledNames(f *syntax.File) map[string]bool {
+	names := map[string]bool{}
+	syntax.InspectFile(f, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.CallExpr:
+			switch fn := n.Fn.(type) {
+			case *syntax.IdentExpr:
+				names[fn.Name] = true
+			case *syntax.PathExpr:
+				parts := make([]string, len(fn.Path))
+				for i, p := range fn.Path {
+					parts[i] = p.Name
+				}
+				names[strings.Join(parts, "::")] = true
+			}
+		case *syntax.MethodCallExpr:
+			names[n.Name] = true
+		}
+		return true
+	})
+	return names
+}

@@ -24,7 +24,8 @@ type Rules struct {
 	threads threadPool
 	// Warnings are findings that do not stop the rules from loading.
 	Warnings []syntax.Error
-	src      []byte // the entry file's source, for snippets
+	src      []byte          // the entry file's source, for snippets
+	calls    map[string]bool // the functions the entry file calls (Calls)
 }
 
 // WarningsDetailed renders the warnings with their source lines and a
@@ -89,6 +90,7 @@ func Load(path string, src []byte, opts Options) (*Rules, error) {
 		return nil, err
 	}
 	r.Warnings = lint(f, r)
+	r.calls = calledNames(f)
 	return r, nil
 }
 
@@ -236,3 +238,12 @@ func (r *Rules) Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Calls reports whether any directive body of the rule set calls the
+// function named name (as f(...) or ns::f(...), or as a method x.f(...)),
+// so front ends can negotiate only what the rules may use. Calls through
+// script functions defined in the entry file are found too; calls hidden
+// in imported modules' functions are not, so a front end that saves work
+// on a false answer must only do so for functions a module cannot reach
+// on its own (the transaction API).
+func (r *Rules) Calls(name string) bool { return r.calls[name] }

@@ -257,3 +257,77 @@ func NewMessageID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Saved is what a spool keeps of a transaction whose message was accepted,
+// to run its postq and delivery stages later, possibly after a restart.
+// It holds no password.
+type Saved struct {
+	ClientAddr  netip.AddrPort `json:"client_addr"`
+	ServerAddr  netip.AddrPort `json:"server_addr"`
+	ServerName  string         `json:"server_name"`
+	Secured     bool           `json:"secured"`
+	ConnectedAt time.Time      `json:"connected_at"`
+	Helo        string         `json:"helo"`
+	AuthType    string         `json:"auth_type,omitempty"`
+	AuthID      string         `json:"auth_id,omitempty"`
+	MailFrom    MailAddr       `json:"mail_from"`
+	MailAt      time.Time      `json:"mail_at"`
+	Rcpts       []MailAddr     `json:"rcpts"`
+	MessageID   string         `json:"message_id"`
+	// Finished is the status that ended rule processing before the
+	// message was queued (faccept), "" when later rules still run.
+	Finished string `json:"finished,omitempty"`
+}
+
+// Save returns what a spool must keep of the transaction, besides the
+// message itself (Transaction.MessageText), to Resume it.
+func (tx *Transaction) Save() Saved {
+	s := Saved{
+		ClientAddr: tx.ClientAddr, ServerAddr: tx.ServerAddr, ServerName: tx.ServerName, Secured: tx.Secured,
+		ConnectedAt: tx.ConnectedAt, Helo: tx.Helo, MailFrom: tx.MailFrom, MailAt: tx.MailAt,
+		Rcpts: append([]MailAddr(nil), tx.Rcpts...), MessageID: tx.MessageID,
+	}
+	if tx.Auth != nil {
+		s.AuthType, s.AuthID = tx.Auth.Type, tx.Auth.AuthID
+	}
+	if tx.finished != nil && tx.finished.Status != nil {
+		s.Finished = tx.finished.Status.Kind.String()
+	}
+	return s
+}
+
+// Resume rebuilds a session from a saved transaction and its message, to
+// run the postq and delivery stages (PostQueue, Delivery) from a spool.
+func Resume(rules *Rules, opts SessionOptions, s Saved, headers []Header, body []byte) *Session {
+	tx := &Transaction{
+		ClientAddr: s.ClientAddr, ServerAddr: s.ServerAddr, ServerName: s.ServerName, Secured: s.Secured,
+		ConnectedAt: s.ConnectedAt, Helo: s.Helo, MailFrom: s.MailFrom, MailAt: s.MailAt,
+		Rcpts: append([]MailAddr(nil), s.Rcpts...), MessageID: s.MessageID,
+		Headers: headers, Body: body, inMessage: true, stage: PreQ, reached: PreQ,
+	}
+	if len(tx.Rcpts) > 0 {
+		tx.current = tx.Rcpts[len(tx.Rcpts)-1]
+	}
+	if s.AuthID != "" || s.AuthType != "" {
+		tx.Auth = &Auth{Type: s.AuthType, AuthID: s.AuthID}
+	}
+	if s.Finished == Faccept.String() {
+		tx.finished = &Verdict{Status: &Status{Kind: Faccept}, Stage: PreQ, RuleStage: PreQ}
+	}
+	return &Session{Rules: rules, Tx: tx, Opts: opts}
+}
+
+// Pending reports whether the rules recorded anything the front end must
+// still apply: modifications, header changes waiting for the message, or a
+// delivery choice other than Deliver.
+func (tx *Transaction) Pending() bool {
+	if len(tx.mods) > 0 || len(tx.deferred) > 0 {
+		return true
+	}
+	for _, d := range tx.deliveries {
+		if d.Transport != Deliver {
+			return true
+		}
+	}
+	return false
+}
