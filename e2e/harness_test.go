@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,7 +91,7 @@ type world struct {
 	socket     string
 	config     string // vsl-milter's configuration file
 	milter     *exec.Cmd
-	milterLog  *bytes.Buffer
+	milterLog  *syncBuffer
 	maildirs   string
 	postfixCfg string
 }
@@ -164,7 +165,7 @@ maildir_root = %q
 
 func (w *world) startMilter() {
 	t := w.t
-	w.milterLog = &bytes.Buffer{}
+	w.milterLog = &syncBuffer{}
 	w.milter = exec.Command(binary, "serve", "-c", w.config)
 	w.milter.Stdout = w.milterLog
 	w.milter.Stderr = w.milterLog
@@ -417,20 +418,38 @@ func (w *world) metricsText() string {
 	return string(b)
 }
 
-// reload sends SIGHUP to vsl-milter and waits until the reload counter
-// moves.
-func (w *world) reload() {
+// reload sends SIGHUP to vsl-milter and waits until /metrics shows want
+// (a line of the reload counter).
+func (w *world) reload(want string) {
 	w.t.Helper()
 	w.milter.Process.Signal(syscall.SIGHUP)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
-		if strings.Contains(w.metricsText(), `vsl_config_reloads_total{result="success"} 1`) {
+		if strings.Contains(w.metricsText(), want) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.t.Fatalf("vsl-milter did not reload:\n%s", w.milterLog)
+	w.t.Fatalf("vsl-milter did not reload (%s):\n%s", want, w.milterLog)
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func sleep100() { time.Sleep(100 * time.Millisecond) }

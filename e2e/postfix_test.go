@@ -131,3 +131,32 @@ func TestPostfixDoeFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestPostfixReload changes the rules under a running vsl-milter: SIGHUP
+// loads the new rules; a broken rule file is refused and the previous
+// rules keep serving, which /metrics counts.
+func TestPostfixReload(t *testing.T) {
+	first := `#{ rcpt: [ rule "v1" || if rcpt() == "x@example.net" { reject("550 5.7.1 refused by v1") } else { next() } ] }`
+	w := newWorld(t, map[string]string{"main.vsl": first}, "")
+	if out := w.send("a@example.org", []string{"x@example.net"}, nil, "b"); !strings.Contains(out, "refused by v1") {
+		t.Fatalf("v1 rules not in force:\n%s", out)
+	}
+	second := `#{ rcpt: [ rule "v2" || if rcpt() == "x@example.net" { reject("550 5.7.1 refused by v2") } else { next() } ] }`
+	if err := os.WriteFile(filepath.Join(w.dir, "rules", "main.vsl"), []byte(second), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.reload(`vsl_config_reloads_total{result="success"} 1`)
+	if out := w.send("a@example.org", []string{"x@example.net"}, nil, "b"); !strings.Contains(out, "refused by v2") {
+		t.Fatalf("v2 rules not in force after SIGHUP:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "rules", "main.vsl"), []byte(`#{ rcpt: [ rule "broken" || nxt() ] }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.reload(`vsl_config_reloads_total{result="failure"} 1`)
+	if out := w.send("a@example.org", []string{"x@example.net"}, nil, "b"); !strings.Contains(out, "refused by v2") {
+		t.Fatalf("after a failed reload the v2 rules must keep serving:\n%s", out)
+	}
+	if !strings.Contains(w.milterLog.String(), "main.vsl:1:") {
+		t.Errorf("the failed reload should be logged with file:line:col:\n%s", w.milterLog)
+	}
+}
