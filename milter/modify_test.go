@@ -48,8 +48,10 @@ func TestModifications(t *testing.T) {
 			nil, []string{`AddHeader "X-Long" "one\n\ttwo"`}},
 		// Without a rule after DATA the header is not sent (see newPlan):
 		// set_header before DATA cannot see an existing field and adds one.
-		{"set header at mail, header unknown", `#{ mail: [ action "a" || set_header("Subject", "x") ] }`,
-			nil, []string{`InsertHeader 0 "Subject" "x"`}},
+		// set_header before DATA makes the milter ask for the header even
+		// without rules after DATA, so it changes the existing field.
+		{"set header at mail, no rules after DATA", `#{ mail: [ action "a" || set_header("Subject", "x") ] }`,
+			nil, []string{`ChangeHeader 1 "Subject" "x"`}},
 		{"set header at mail, header known", `#{ mail: [ action "a" || set_header("Subject", "x") ], preq: [ rule "p" || next() ] }`,
 			nil, []string{`ChangeHeader 1 "Subject" "x"`}},
 		{"add recipient at mail", `#{ mail: [ action "a" || add_rcpt("bcc@example.com") ] }`,
@@ -73,6 +75,8 @@ func TestModifications(t *testing.T) {
 		// faccept with something pending: the MTA must still come to the end.
 		{"faccept at connect after a header", `#{ connect: [ action "a" || append_header("X-Seen", "1"), rule "ok" || faccept() ], mail: [ rule "never" || deny() ] }`,
 			nil, []string{`InsertHeader 0 "X-Seen" "1"`}},
+		{"faccept at mail after removing a header", `#{ mail: [ action "a" || remove_header("To"), rule "ok" || faccept() ], rcpt: [ rule "never" || deny() ] }`,
+			nil, []string{`ChangeHeader 1 "To" ""`}},
 		{"faccept at mail after a recipient", `#{ mail: [ action "a" || bcc("copy@example.com"), rule "ok" || faccept() ], rcpt: [ rule "never" || deny() ] }`,
 			nil, []string{`AddRcpt "<copy@example.com>" ""`}},
 	}

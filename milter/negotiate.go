@@ -69,13 +69,9 @@ type plan struct {
 //     are never needed. The end of message always comes (the protocol has
 //     no way to turn it off): it applies what the rules recorded.
 //
-// So the header reaches the milter only when a stage after DATA has rules.
-// Header changes made before DATA are then applied to a header the rules
-// do not know: append_header and prepend_header are exact, set_header adds
-// the field (it cannot change one it does not see), rename_header and
-// remove_header find nothing. policy does not tell which functions a rule
-// set calls; if it did, the header could be asked for (one-way) exactly
-// when a rule before DATA calls set_header, rename_header or remove_header.
+// The header (and body) also come, one-way, when a rule set without rules
+// after DATA calls set_header, rename_header or remove_header before it:
+// those change a field the milter must see to address it.
 //
 // Without a single directive the milter asks for nothing but the end of
 // message and may not modify messages. With directives it asks for every
@@ -106,7 +102,7 @@ func newPlan(rules *policy.Rules) *plan {
 		helo:    pick(has(policy.Helo), from(policy.Authenticate)),
 		mail:    pick(has(policy.Authenticate) || has(policy.Mail), from(policy.Rcpt)),
 		rcpt:    pick(has(policy.Rcpt), from(policy.PreQ)),
-		message: from(policy.PreQ),
+		message: from(policy.PreQ) || editsHeaderEarly(rules),
 	}
 	proto := milter.OptNoData | milter.OptNoDataReply | milter.OptNoEOH | milter.OptNoEOHReply |
 		milter.OptNoUnknown | milter.OptNoUnknownReply | milter.OptNoHeaderReply | milter.OptNoBodyReply
@@ -150,6 +146,25 @@ func newPlan(rules *policy.Rules) *plan {
 		milter.WithMacroRequest(milter.StageEOM, eom),
 	}
 	return p
+}
+
+// headerEditors change an existing header field, so the milter must see
+// the header to apply them.
+var headerEditors = []string{"set_header", "msg::set_header", "rename_header", "msg::rename_header",
+	"remove_header", "msg::remove_header", "msg::rm_header", "rewrite_mail_from_message", "msg::rw_mail_from",
+	"add_rcpt_message", "msg::add_rcpt", "remove_rcpt_message", "msg::rm_rcpt", "rewrite_rcpt_message", "msg::rw_rcpt"}
+
+// editsHeaderEarly reports whether the rules may change existing header
+// fields (policy.Rules.Calls sees the entry file; a rule set whose header
+// edits hide in an imported module's functions has rules after DATA in
+// practice, or its edits apply to an unseen header as documented above).
+func editsHeaderEarly(rules *policy.Rules) bool {
+	for _, name := range headerEditors {
+		if rules.Calls(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // replies reports whether the event of stage waits for an answer.

@@ -358,34 +358,7 @@ func (s *session) postpone(st policy.Stage, d policy.Decision) {
 // do: no modification, no local delivery, no pending refusal, and no header
 // change a rule made before the message arrived.
 func (s *session) nothingPending() bool {
-	tx := s.ps.Tx
-	if s.tx.pending != nil || s.connPending != nil || len(tx.Modifications()) > 0 {
-		return false
-	}
-	for _, d := range tx.Deliveries() {
-		if d.Transport != policy.Deliver {
-			return false
-		}
-	}
-	return !hasDeferredHeaderOps(tx)
-}
-
-// hasDeferredHeaderOps reports whether rules changed the header before the
-// message arrived: those changes are kept inside the transaction until the
-// message comes, and policy does not expose them. The probe applies them
-// to a copy with an empty header and looks for modifications. The copy
-// shares the transaction's slices but appends only beyond their length
-// (the header and the modification list are empty here), so the
-// transaction does not change. Changes that need an existing field
-// (rename_header, remove_header) leave no trace on an empty header and are
-// missed; policy should offer a Transaction.Pending method instead.
-func hasDeferredHeaderOps(tx *policy.Transaction) bool {
-	if len(tx.Headers) > 0 || len(tx.Modifications()) > 0 {
-		return true
-	}
-	probe := *tx
-	probe.SetMessage(nil, nil)
-	return len(probe.Modifications()) > 0
+	return s.tx.pending == nil && s.connPending == nil && !s.ps.Tx.Pending()
 }
 
 // refusal is the milter answer refusing with reply (4xx: tempfail, 5xx:
