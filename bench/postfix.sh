@@ -3,18 +3,19 @@
 # go-milter, and with vsl-milter running the Doe family rules, measured in
 # one run, interleaved (A B C A B C ...), with medians and ratios.
 #
-#   bench/postfix.sh [--rounds N] [--messages N] [--sessions N] [--size BYTES] [--reuse]
+#   bench/postfix.sh [--rounds N] [--messages N] [--sessions N] [--size BYTES] [--reuse] [--unix]
 #
 # Defaults: 5 rounds of smtp-source -s 20 -m 5000 -l 2048, one message per
 # SMTP session (and so one milter connection per message). --reuse passes -d
 # to smtp-source: many messages per session, and Postfix reuses the milter
-# connection. Needs root, postfix and smtp-source/smtp-sink (./test.sh installs
+# connection. --unix connects Postfix to both milters over unix sockets
+# instead of TCP on loopback. Needs root, postfix and smtp-source/smtp-sink (./test.sh installs
 # them). Everything runs on loopback in a private Postfix instance under a
 # temporary directory; nothing else on the machine is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 messages=5000 sessions=20 size=2048 reuse=""
+rounds=5 messages=5000 sessions=20 size=2048 reuse="" unix=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -22,7 +23,8 @@ while [ $# -gt 0 ]; do
     --sessions) sessions=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --reuse) reuse="-d"; shift ;;
-    *) echo "usage: $0 [--rounds N] [--messages N] [--sessions N] [--size BYTES] [--reuse]" >&2; exit 2 ;;
+    --unix) unix=1; shift ;;
+    *) echo "usage: $0 [--rounds N] [--messages N] [--sessions N] [--size BYTES] [--reuse] [--unix]" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench/postfix.sh: needs root to run a private Postfix" >&2; exit 1; }
@@ -49,13 +51,22 @@ go build -o "$W/bin/vsl-milter" ./cmd/vsl-milter
 chown postfix "$W/data"
 
 cp contrib/examples/doe-family/{main.vsl,objects.vsl,blacklist.txt} "$W/rules/"
+if [ -n "$unix" ]; then
+  mkdir -p "$W/run"; chmod 755 "$W/run"
+  vsl_listen="unix:$W/run/vsl.sock"; noop_args=(-network unix -addr "$W/run/noop.sock")
+  vsl_milter="unix:$W/run/vsl.sock"; noop_milter="unix:$W/run/noop.sock"
+else
+  vsl_listen="inet:127.0.0.1:$VSL"; noop_args=(-addr "127.0.0.1:$NOOP")
+  vsl_milter="inet:127.0.0.1:$VSL"; noop_milter="inet:127.0.0.1:$NOOP"
+fi
 cat > "$W/vsmtp.toml" <<EOF
 [server]
 domain = "doe-family.com"
 [app.vsl]
 filepath = "rules/main.vsl"
 [milter]
-listen = "inet:127.0.0.1:$VSL"
+listen = "$vsl_listen"
+socket_group = "postfix"
 [metrics]
 listen = "off"
 [log]
@@ -64,7 +75,7 @@ level = "warn"
 maildir_root = "$W/mail"
 EOF
 "$W/bin/vsl-milter" serve -c "$W/vsmtp.toml" 2>"$W/vsl.log" & pids+=($!); vsl_pid=$!
-"$W/bin/noop-milter" -addr "127.0.0.1:$NOOP" 2>"$W/noop.log" & pids+=($!); noop_pid=$!
+"$W/bin/noop-milter" "${noop_args[@]}" 2>"$W/noop.log" & pids+=($!); noop_pid=$!
 smtp-sink -u postfix "127.0.0.1:$SINK" 256 & pids+=($!)
 
 sed -E 's/^smtp( +)inet/#smtp\1inet/' /usr/share/postfix/master.cf.dist > "$W/etc/master.cf"
@@ -114,8 +125,8 @@ run_one() { # config -> "msgs_per_s cpu_ms_per_msg"
   local cfg=$1 milter="" pid=""
   case $cfg in
     none) milter="" ;;
-    noop) milter="inet:127.0.0.1:$NOOP"; pid=$noop_pid ;;
-    vsl) milter="inet:127.0.0.1:$VSL"; pid=$vsl_pid ;;
+    noop) milter=$noop_milter; pid=$noop_pid ;;
+    vsl) milter=$vsl_milter; pid=$vsl_pid ;;
   esac
   postconf -c "$W/etc" -e "smtpd_milters = $milter"
   postfix -c "$W/etc" reload >/dev/null 2>&1
@@ -144,6 +155,7 @@ grep -q "warning: .*Milter" "$W/postfix.log" && { echo "postfix logged milter wa
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 base=$(echo "${rate[none]}" | median)
 mode="one message per session"; [ -n "$reuse" ] && mode="many messages per session (-d)"
+if [ -n "$unix" ]; then mode="$mode, milters on unix sockets"; else mode="$mode, milters on TCP loopback"; fi
 echo
 echo "Postfix + milters, smtp-source -s $sessions -m $messages -l $size, $mode; median of $rounds interleaved rounds"
 echo

@@ -128,7 +128,7 @@ func newPlan(rules *policy.Rules) *plan {
 	p.protocol = proto
 	if from(policy.Connect) {
 		p.actions = milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt |
-			milter.OptChangeFrom | milter.OptQuarantine | milter.OptChangeBody
+			milter.OptChangeFrom | milter.OptQuarantine
 	}
 	p.actions |= milter.OptSetMacros
 

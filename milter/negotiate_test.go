@@ -35,7 +35,9 @@ func negotiated(s *gomilter.ClientSession) string {
 	}
 	if s.ActionOption(gomilter.OptAddHeader) && s.ActionOption(gomilter.OptChangeHeader) && s.ActionOption(gomilter.OptAddRcpt) &&
 		s.ActionOption(gomilter.OptRemoveRcpt) && s.ActionOption(gomilter.OptChangeFrom) && s.ActionOption(gomilter.OptQuarantine) &&
-		s.ActionOption(gomilter.OptChangeBody) {
+		!s.ActionOption(gomilter.OptChangeBody) {
+		// No vSL function replaces the body: asking for it would only make
+		// Postfix prepare for a replacement that never comes.
 		parts = append(parts, "modify")
 	} else if s.ActionOption(gomilter.OptAddHeader) || s.ActionOption(gomilter.OptQuarantine) {
 		parts = append(parts, "modify=partial")

@@ -355,7 +355,7 @@ type trackedConn struct {
 }
 
 func newTrackedConn(c net.Conn, log hclog.Logger) *trackedConn {
-	return &trackedConn{Conn: c, log: log, in: bufio.NewReader(c), closed: make(chan struct{})}
+	return &trackedConn{Conn: c, log: log, in: bufio.NewReader(quickAck(c)), closed: make(chan struct{})}
 }
 
 // maxPacket bounds a milter packet: an MTA sends body chunks of at most
