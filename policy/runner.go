@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vsl-milter/vsl-milter/policy/service"
 	"github.com/vsl-milter/vsl-milter/vsl"
 	"github.com/vsl-milter/vsl-milter/vsl/syntax"
 )
@@ -42,7 +43,10 @@ type Observer interface {
 	Stage(stage Stage, v Verdict, elapsed time.Duration)
 }
 
-var nextStatus = &Status{Kind: Next}
+var (
+	nextStatus      = &Status{Kind: Next}
+	delegatedStatus = &Status{Kind: Delegated}
+)
 
 // threads pools interpreter threads: a stage run allocates nothing for them.
 type threadPool struct{ p sync.Pool }
@@ -97,9 +101,34 @@ func (r *Rules) Run(ctx context.Context, stage Stage, tx *Transaction, opts RunO
 	return v
 }
 
-// runStage runs the directives of stage in order until one decides.
+// runStage runs the directives of stage in order until one decides. A
+// delegate directive reached for the first time stops the stage with the
+// Delegated status and records the pending Delegation; once the message
+// has come back (Transaction.ReturnDelegation), running the stage again
+// resumes at that directive, whose body then runs like a rule's.
 func (r *Rules) runStage(ctx context.Context, th *vsl.Thread, stage Stage, tx *Transaction, opts RunOptions) Verdict {
-	for _, d := range r.stages[stage] {
+	first := 0
+	if dl := tx.delegation; dl != nil && dl.Stage == stage && dl.returned {
+		first = dl.index
+	}
+	for i, d := range r.stages[stage][first:] {
+		i += first
+		if d.Kind == DelegateKind {
+			dl := tx.delegation
+			if dl == nil || dl.Stage != stage || dl.index != i || !dl.returned {
+				svc, _ := d.Service.AsHost().(*service.SMTP)
+				tx.delegations++
+				tx.delegation = &Delegation{
+					Stage: stage, Directive: d.Name, Pos: d.Pos, Service: svc, index: i,
+					ID: fmt.Sprintf("%s.%d", tx.MessageID, tx.delegations),
+				}
+				if opts.Observer != nil {
+					opts.Observer.Directive(stage, d, Delegated, nil, 0)
+				}
+				return Verdict{Status: delegatedStatus, Stage: stage, Rule: d.Name, RuleStage: stage, Pos: d.Pos}
+			}
+			tx.delegation = nil // resumed: the body runs now
+		}
 		th.Reset(ctx)
 		start := time.Now()
 		v, err := r.prog.Call(th, d.Body)

@@ -56,9 +56,13 @@ const (
 	// ActionQuarantine: accept the message and hold it under
 	// Decision.Quarantine.
 	ActionQuarantine
+	// ActionDelegate: hand the message to the filter of
+	// Decision.Delegation (Transaction.DelegatedMessage), then call
+	// Session.Resume with what comes back, or Session.FailDelegation.
+	ActionDelegate
 )
 
-var actionNames = [...]string{"continue", "refuse", "discard", "quarantine"}
+var actionNames = [...]string{"continue", "refuse", "discard", "quarantine", "delegate"}
 
 // String returns the action's name.
 func (a Action) String() string { return actionNames[a] }
@@ -79,6 +83,8 @@ type Decision struct {
 	Final bool
 	// Quarantine is the quarantine's name for ActionQuarantine.
 	Quarantine string
+	// Delegation is the pending delegation of ActionDelegate.
+	Delegation *Delegation
 	// Verdict is the stage's verdict behind the decision.
 	Verdict Verdict
 }
@@ -149,6 +155,8 @@ func (s *Session) decide(v Verdict) Decision {
 		if d.Reply.Code >= 400 {
 			d.Action = ActionRefuse
 		}
+	case Delegated:
+		d.Action, d.Delegation, d.Final = ActionDelegate, s.Tx.Delegation(), false
 	case Quarantine:
 		if v.Stage >= PreQ {
 			d.Action, d.Quarantine = ActionQuarantine, st.Quarantine

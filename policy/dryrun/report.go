@@ -95,11 +95,23 @@ type Report struct {
 	Headers    [][2]string      `json:"headers"`
 	Deliveries []DeliveryReport `json:"deliveries"`
 	Stages     []StageReport    `json:"stages"`
+	// Delegations lists the filters the message would have been handed to
+	// (a dry run resumes as if each returned it unchanged).
+	Delegations []DelegationReport `json:"delegations,omitempty"`
 }
 
-// observer collects each directive's outcome, by stage.
+// DelegationReport is one delegation a dry run simulated.
+type DelegationReport struct {
+	Stage     string `json:"stage"`
+	Directive string `json:"directive"`
+	Service   string `json:"service"`
+	Address   string `json:"address"`
+}
+
+// observer collects each directive's outcome, with its stage.
 type observer struct {
-	cur []DirectiveReport
+	cur    []DirectiveReport
+	stages []policy.Stage // the stage of each entry of cur
 }
 
 func (o *observer) Directive(st policy.Stage, d *policy.Directive, status policy.StatusKind, err error, _ time.Duration) {
@@ -108,6 +120,7 @@ func (o *observer) Directive(st policy.Stage, d *policy.Directive, status policy
 		r.Status, r.Error = "error", err.Error()
 	}
 	o.cur = append(o.cur, r)
+	o.stages = append(o.stages, st)
 }
 
 func (o *observer) Stage(policy.Stage, policy.Verdict, time.Duration) {}
@@ -130,7 +143,19 @@ func Run(ctx context.Context, rules *policy.Rules, s *Script, opts Options) *Rep
 	}
 	rep := &Report{Recipients: []string{}, Refused: []RefusedRcpt{}, Headers: [][2]string{}, Deliveries: []DeliveryReport{}, Stages: []StageReport{}}
 	var last *policy.Decision // the latest decision that accepted explicitly
-	step := func(d policy.Decision) (stop bool) {
+	resumedPast := false      // a resumed delegation already ran the delivery stage
+	var step func(d policy.Decision) (stop bool)
+	step = func(d policy.Decision) (stop bool) {
+		// A resumed delegation runs the rest of its stage and the later
+		// ones in one call: each earlier stage gets a report of its own.
+		for len(obs.stages) > 0 && obs.stages[0] != d.Verdict.Stage {
+			n := 0
+			for n < len(obs.stages) && obs.stages[n] == obs.stages[0] {
+				n++
+			}
+			rep.Stages = append(rep.Stages, StageReport{Stage: obs.stages[0].String(), Status: "next", Directives: obs.cur[:n]})
+			obs.cur, obs.stages = obs.cur[n:], obs.stages[n:]
+		}
 		st := StageReport{Stage: d.Verdict.Stage.String(), Skipped: d.Verdict.Skipped, Directives: obs.cur}
 		if st.Directives == nil {
 			st.Directives = []DirectiveReport{}
@@ -141,7 +166,7 @@ func Run(ctx context.Context, rules *policy.Rules, s *Script, opts Options) *Rep
 		case d.Verdict.Status != nil:
 			st.Status = d.Verdict.Status.Kind.String()
 		}
-		obs.cur = nil
+		obs.cur, obs.stages = nil, nil
 		rep.Stages = append(rep.Stages, st)
 		if d.Verdict.Err != nil && rep.Error == "" {
 			rep.Error = d.Verdict.Err.Error()
@@ -157,6 +182,15 @@ func Run(ctx context.Context, rules *policy.Rules, s *Script, opts Options) *Rep
 			}
 		}
 		switch d.Action {
+		case policy.ActionDelegate:
+			// A dry run sends nothing: the filter is taken to return the
+			// message unchanged, and the rules resume.
+			rep.Delegations = append(rep.Delegations, DelegationReport{
+				Stage: d.Delegation.Stage.String(), Directive: d.Delegation.Directive, Service: d.Delegation.Service.Name,
+				Address: d.Delegation.Service.Address,
+			})
+			resumedPast = d.Delegation.Stage < policy.Delivery
+			return step(sess.Resume(ctx, sess.Tx.Headers, sess.Tx.Body))
 		case policy.ActionRefuse:
 			if d.Verdict.Stage == policy.Rcpt {
 				return false // only this recipient
@@ -226,7 +260,7 @@ func Run(ctx context.Context, rules *policy.Rules, s *Script, opts Options) *Rep
 	if step(sess.PostQueue(ctx)) {
 		return done()
 	}
-	if step(sess.Delivery(ctx)) {
+	if !resumedPast && step(sess.Delivery(ctx)) {
 		return done()
 	}
 	rep.accept(last, opts.Mode)
@@ -335,6 +369,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	if rep.Quarantine != nil {
 		fmt.Fprintf(w, "quarantine: %s\n", *rep.Quarantine)
+	}
+	for _, d := range rep.Delegations {
+		fmt.Fprintf(w, "delegated: %s %q to %s (%s), taken as returned unchanged\n", d.Stage, d.Directive, d.Service, d.Address)
 	}
 	if rep.MailFrom != nil {
 		fmt.Fprintf(w, "mail from: %s\n", *rep.MailFrom)

@@ -1,0 +1,103 @@
+package policy_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/vsl-milter/vsl-milter/policy"
+)
+
+const delegationRules = `
+service av smtp = #{ delegator: #{ address: "127.0.0.1:10026", timeout: "5s" }, receiver: "127.0.0.1:10025" };
+#{
+  postq: [
+    action "before" || append_header("X-Before", "1"),
+    delegate av "scan" || if get_header("X-Virus") == "yes" { quarantine("virus") } else { next() },
+    action "after" || append_header("X-After", get_header("X-Scanned")),
+  ],
+  delivery: [
+    delegate av "second" || accept(),
+  ],
+}
+`
+
+func delegationSession(t *testing.T) *policy.Session {
+	t.Helper()
+	rules, err := policy.Load("delegate.vsl", []byte(delegationRules), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s := policy.NewSession(rules, policy.SessionOptions{})
+	s.Connect(ctx, netip.MustParseAddrPort("192.0.2.1:1000"), netip.MustParseAddrPort("192.0.2.2:25"), "mx", false)
+	s.Helo(ctx, "c")
+	s.Mail(ctx, policy.ParseMailAddr("a@example.org"), "msg1")
+	s.Rcpt(ctx, policy.ParseMailAddr("b@example.net"))
+	return s
+}
+
+// TestDelegation hands the message to a filter twice (postq and delivery)
+// and resumes each time with what the filter sent back.
+func TestDelegation(t *testing.T) {
+	ctx := context.Background()
+	s := delegationSession(t)
+	d := s.EndOfMessage(ctx, []policy.Header{{Name: "Subject", Value: "hi"}}, []byte("body\r\n"))
+	if d.Action != policy.ActionDelegate || d.Delegation == nil {
+		t.Fatalf("decision %+v, want a delegation", d)
+	}
+	dl := d.Delegation
+	if dl.Directive != "scan" || dl.Stage != policy.PostQ || dl.Service.Address != "127.0.0.1:10026" || dl.ID != "msg1.1" {
+		t.Errorf("delegation %+v", dl)
+	}
+	sent := string(s.Tx.DelegatedMessage())
+	if !strings.HasPrefix(sent, `X-VSMTP-DELEGATION: sent; stage=postq; directive="scan"; id="msg1.1"`+"\r\n") || !strings.Contains(sent, "X-Before: 1\r\n") {
+		t.Errorf("sent message:\n%s", sent)
+	}
+	id, dir, ok := policy.ParseDelegationHeader(dl.HeaderValue())
+	if !ok || id != "msg1.1" || dir != "scan" {
+		t.Errorf("ParseDelegationHeader: %q %q %v", id, dir, ok)
+	}
+	// The filter prepends a header and sends the message back.
+	back := []policy.Header{{Name: "X-Scanned", Value: "clean"}, {Name: policy.DelegationHeader, Value: dl.HeaderValue()}}
+	back = append(back, s.Tx.Headers...)
+	d = s.Resume(ctx, back, s.Tx.Body)
+	if d.Action != policy.ActionDelegate || d.Delegation.Directive != "second" || d.Delegation.ID != "msg1.2" {
+		t.Fatalf("after the first return: %+v, want the second delegation", d)
+	}
+	if v, _ := s.Tx.HeaderValue("X-After"); v != "clean" {
+		t.Errorf("X-After %q: the directives after the delegation must see the returned message", v)
+	}
+	d = s.Resume(ctx, s.Tx.Headers, []byte("new body\r\n"))
+	if d.Action != policy.ActionContinue || d.Verdict.Status.Kind != policy.Accept || d.Verdict.Rule != "second" {
+		t.Fatalf("after the second return: %+v", d)
+	}
+	var kinds []string
+	for _, m := range s.Tx.Modifications() {
+		kinds = append(kinds, m.Kind.String()+":"+m.Name)
+	}
+	if got := strings.Join(kinds, " "); got != "add_header:X-Before insert_header:X-Scanned add_header:X-After replace_body:" {
+		t.Errorf("modifications: %s", got)
+	}
+}
+
+// TestDelegationVerdicts: the directive's status counts like a rule's, and
+// a failed delegation gives the on_error decision naming the directive.
+func TestDelegationVerdicts(t *testing.T) {
+	ctx := context.Background()
+	s := delegationSession(t)
+	d := s.EndOfMessage(ctx, nil, []byte("b\r\n"))
+	d = s.Resume(ctx, []policy.Header{{Name: "X-Virus", Value: "yes"}}, []byte("b\r\n"))
+	if d.Action != policy.ActionQuarantine || d.Quarantine != "virus" || d.Verdict.Rule != "scan" {
+		t.Fatalf("decision %+v, want quarantine by scan", d)
+	}
+
+	s = delegationSession(t)
+	s.EndOfMessage(ctx, nil, []byte("b\r\n"))
+	d = s.FailDelegation(errors.New("connection refused"))
+	if d.Action != policy.ActionRefuse || d.Reply.Code != 451 || !strings.Contains(d.Verdict.Err.Error(), `delegate "scan": connection refused`) {
+		t.Fatalf("failed delegation: %+v (%v)", d, d.Verdict.Err)
+	}
+}
