@@ -25,17 +25,9 @@ func cmdScript(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: vsl-milter script FILE [--max-operations N]")
 		fs.PrintDefaults()
 	}
-	// Accept flags before or after the file name.
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, ok := parseInterspersed(fs, args)
+	if !ok {
+		return 2
 	}
 	if len(files) != 1 {
 		fs.Usage()
@@ -71,4 +63,21 @@ func printErr(w io.Writer, err error) {
 		return
 	}
 	fmt.Fprintln(w, err)
+}
+
+// parseInterspersed parses args with fs, accepting flags before and after
+// the positional arguments, which it returns; ok is false on a flag error
+// (already reported by fs).
+func parseInterspersed(fs *flag.FlagSet, args []string) (positional []string, ok bool) {
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return positional, true
 }

@@ -22,16 +22,9 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "Usage: vsl-milter test [-c CONFIG] [--json] [--mode milter|smtp] SESSION")
 		fs.PrintDefaults()
 	}
-	var files []string
-	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, ok := parseInterspersed(fs, args)
+	if !ok {
+		return 2
 	}
 	if len(files) != 1 {
 		fs.Usage()
