@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"strings"
 )
 
@@ -176,4 +177,47 @@ func (tx *Transaction) MessageText() []byte {
 	}
 	b = append(b, '\r', '\n')
 	return append(b, tx.Body...)
+}
+
+// SplitMessage splits a message (CRLF or LF line ends) into its header
+// fields, folded lines kept in the value with CRLF, and its body. A line
+// that is neither a field nor a continuation ends the header: it and the
+// rest are the body.
+func SplitMessage(msg []byte) ([]Header, []byte) {
+	var hdrs []Header
+	rest := msg
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			i = len(rest)
+		}
+		l := strings.TrimSuffix(string(rest[:i]), "\r")
+		next := rest[min(i+1, len(rest)):]
+		if l == "" {
+			return hdrs, next
+		}
+		if (l[0] == ' ' || l[0] == '\t') && len(hdrs) > 0 {
+			hdrs[len(hdrs)-1].Value += "\r\n" + l
+		} else if name, value, ok := strings.Cut(l, ":"); ok && fieldName(name) {
+			hdrs = append(hdrs, Header{Name: name, Value: strings.TrimPrefix(value, " ")})
+		} else {
+			return hdrs, rest
+		}
+		rest = next
+	}
+	return hdrs, nil
+}
+
+// fieldName reports whether s is a header field name (RFC 5322 §3.6.8:
+// printable ASCII but the colon).
+func fieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
+		}
+	}
+	return true
 }

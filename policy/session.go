@@ -133,7 +133,8 @@ func (s *Session) decide(v Verdict) Decision {
 		case OnErrorAccept:
 			return d
 		case OnErrorDeny:
-			d.Action, d.Reply = ActionRefuse, (&Status{Kind: Deny}).Reply()
+			// vSMTP's behaviour: the error denies, and a deny ends the session.
+			d.Action, d.Reply, d.EndSession = ActionRefuse, (&Status{Kind: Deny}).Reply(), true
 		default:
 			d.Action, d.Reply = ActionRefuse, tempfailReply
 		}

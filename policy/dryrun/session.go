@@ -118,7 +118,7 @@ func Parse(name string, r io.Reader) (*Script, error) {
 			if err != nil {
 				return nil, fail("%v", err)
 			}
-			s.Headers, s.Body = splitMessage(msg)
+			s.Headers, s.Body = policy.SplitMessage(msg)
 			s.HasData = true
 		default:
 			return nil, fail("unknown command %q (expected connect, helo, ehlo, auth, mail, rcpt or data)", verb)
@@ -190,33 +190,6 @@ func readMessage(sc *bufio.Scanner) ([]byte, int, error) {
 		b.WriteString("\r\n")
 	}
 	return nil, n, fmt.Errorf("the message after data has no end: add a line holding a single \".\"")
-}
-
-// splitMessage splits a message into its header fields (folded lines kept
-// in the value) and its body.
-func splitMessage(msg []byte) ([]policy.Header, []byte) {
-	var hdrs []policy.Header
-	rest := msg
-	for len(rest) > 0 {
-		i := bytes.Index(rest, []byte("\r\n"))
-		if i < 0 {
-			i = len(rest)
-		}
-		l := string(rest[:i])
-		next := rest[min(i+2, len(rest)):]
-		if l == "" {
-			return hdrs, next
-		}
-		if (l[0] == ' ' || l[0] == '\t') && len(hdrs) > 0 {
-			hdrs[len(hdrs)-1].Value += "\r\n" + l
-		} else if name, value, ok := strings.Cut(l, ":"); ok && name != "" && !strings.ContainsAny(name, " \t") {
-			hdrs = append(hdrs, policy.Header{Name: name, Value: strings.TrimPrefix(value, " ")})
-		} else {
-			return hdrs, rest // no header: the rest is body
-		}
-		rest = next
-	}
-	return hdrs, nil
 }
 
 // formatPort renders a port for the text trail.
