@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vsl-milter/vsl-milter/policy/service"
@@ -28,6 +29,7 @@ type Delegation struct {
 	ID       string
 	index    int  // the directive's index in its stage
 	returned bool // the message came back: the directive's body runs next
+	skip     bool // the delegation failed under on_error = accept: the directive is skipped
 }
 
 // HeaderValue renders the X-VSMTP-DELEGATION value:
@@ -96,7 +98,7 @@ func (tx *Transaction) returnMessage(headers []Header, body []byte) {
 // diffHeaders turns the current header into want, recording the fewest
 // deletions and insertions (a longest common subsequence of the fields).
 func (tx *Transaction) diffHeaders(want []Header) {
-	cur := tx.Headers
+	cur := slices.Clone(tx.Headers) // tx.Headers changes as the edits are made
 	n, m := len(cur), len(want)
 	lcs := make([][]int, n+1)
 	for i := range lcs {
@@ -157,13 +159,24 @@ func (s *Session) Resume(ctx context.Context, headers []Header, body []byte) Dec
 // FailDelegation ends a delegation that cannot complete (the filter is
 // unreachable, refused the message, or did not send it back in time): the
 // transaction gets the on_error decision, naming the directive.
-func (s *Session) FailDelegation(err error) Decision {
+func (s *Session) FailDelegation(ctx context.Context, err error) Decision {
 	tx := s.Tx
 	dl := tx.Delegation()
 	if dl == nil {
 		return s.decide(Verdict{Stage: tx.stage, Err: err})
 	}
-	tx.delegation = nil
 	re := &RuleError{Stage: dl.Stage, Kind: DelegateKind, Rule: dl.Directive, Pos: dl.Pos, Err: err}
-	return s.decide(Verdict{Stage: dl.Stage, Rule: dl.Directive, RuleStage: dl.Stage, Pos: dl.Pos, Err: re})
+	d := s.decide(Verdict{Stage: dl.Stage, Rule: dl.Directive, RuleStage: dl.Stage, Pos: dl.Pos, Err: re})
+	if d.Action != ActionContinue {
+		tx.delegation = nil
+		return d
+	}
+	// on_error = accept: the directive counts as next(); the rest of its
+	// stage and the later stages run on the message as it was.
+	dl.returned, dl.skip = true, true
+	d = s.decide(s.run(ctx, dl.Stage))
+	if d.Action != ActionContinue || dl.Stage == Delivery {
+		return d
+	}
+	return s.Delivery(ctx)
 }

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -49,22 +50,22 @@ func TestDelegation(t *testing.T) {
 		t.Fatalf("decision %+v, want a delegation", d)
 	}
 	dl := d.Delegation
-	if dl.Directive != "scan" || dl.Stage != policy.PostQ || dl.Service.Address != "127.0.0.1:10026" || dl.ID != "msg1.1" {
+	if dl.Directive != "scan" || dl.Stage != policy.PostQ || dl.Service.Address != "127.0.0.1:10026" || !strings.HasPrefix(dl.ID, "msg1.1.") {
 		t.Errorf("delegation %+v", dl)
 	}
 	sent := string(s.Tx.DelegatedMessage())
-	if !strings.HasPrefix(sent, `X-VSMTP-DELEGATION: sent; stage=postq; directive="scan"; id="msg1.1"`+"\r\n") || !strings.Contains(sent, "X-Before: 1\r\n") {
+	if !strings.HasPrefix(sent, `X-VSMTP-DELEGATION: sent; stage=postq; directive="scan"; id="`+dl.ID+`"`+"\r\n") || !strings.Contains(sent, "X-Before: 1\r\n") {
 		t.Errorf("sent message:\n%s", sent)
 	}
 	id, dir, ok := policy.ParseDelegationHeader(dl.HeaderValue())
-	if !ok || id != "msg1.1" || dir != "scan" {
+	if !ok || id != dl.ID || dir != "scan" {
 		t.Errorf("ParseDelegationHeader: %q %q %v", id, dir, ok)
 	}
 	// The filter prepends a header and sends the message back.
 	back := []policy.Header{{Name: "X-Scanned", Value: "clean"}, {Name: policy.DelegationHeader, Value: dl.HeaderValue()}}
 	back = append(back, s.Tx.Headers...)
 	d = s.Resume(ctx, back, s.Tx.Body)
-	if d.Action != policy.ActionDelegate || d.Delegation.Directive != "second" || d.Delegation.ID != "msg1.2" {
+	if d.Action != policy.ActionDelegate || d.Delegation.Directive != "second" || !strings.HasPrefix(d.Delegation.ID, "msg1.2.") {
 		t.Fatalf("after the first return: %+v, want the second delegation", d)
 	}
 	if v, _ := s.Tx.HeaderValue("X-After"); v != "clean" {
@@ -96,8 +97,49 @@ func TestDelegationVerdicts(t *testing.T) {
 
 	s = delegationSession(t)
 	s.EndOfMessage(ctx, nil, []byte("b\r\n"))
-	d = s.FailDelegation(errors.New("connection refused"))
+	d = s.FailDelegation(ctx, errors.New("connection refused"))
 	if d.Action != policy.ActionRefuse || d.Reply.Code != 451 || !strings.Contains(d.Verdict.Err.Error(), `delegate "scan": connection refused`) {
 		t.Fatalf("failed delegation: %+v (%v)", d, d.Verdict.Err)
+	}
+}
+
+// TestDelegationHeaderDiff: the filter removes fields and adds others; the
+// recorded edits turn the original header into the returned one exactly.
+func TestDelegationHeaderDiff(t *testing.T) {
+	ctx := context.Background()
+	s := delegationSession(t)
+	var hs []policy.Header
+	for _, n := range []string{"A", "B", "C", "D", "E", "F"} {
+		hs = append(hs, policy.Header{Name: n, Value: n})
+	}
+	s.EndOfMessage(ctx, hs, []byte("b\r\n"))
+	before := append([]policy.Header(nil), s.Tx.Headers...) // A..F and X-Before
+	nmods := len(s.Tx.Modifications())
+	want := []policy.Header{{Name: "X-New", Value: "1"}, before[0], before[2], before[4], before[5], before[6]}
+	s.Resume(ctx, want, []byte("b\r\n"))
+	// Replay the recorded edits on the original header.
+	got := append([]policy.Header(nil), before...)
+	for _, m := range s.Tx.Modifications()[nmods:] {
+		switch m.Kind {
+		case policy.InsertHeader:
+			got = append(got[:m.Index], append([]policy.Header{{Name: m.Name, Value: m.Value}}, got[m.Index:]...)...)
+		case policy.DeleteHeader:
+			n := 0
+			for i, h := range got {
+				if strings.EqualFold(h.Name, m.Name) {
+					if n++; n == m.Index {
+						got = append(got[:i], got[i+1:]...)
+						break
+					}
+				}
+			}
+		case policy.AddHeader:
+			got = append(got, policy.Header{Name: m.Name, Value: m.Value})
+		}
+	}
+	// The directives after the delegation add X-After.
+	want = append(want, policy.Header{Name: "X-After", Value: ""})
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(s.Tx.Headers) != fmt.Sprint(want) {
+		t.Errorf("replayed %v\ntransaction %v\nwant %v", got, s.Tx.Headers, want)
 	}
 }

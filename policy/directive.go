@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 
+	"github.com/vsl-milter/vsl-milter/policy/service"
 	"github.com/vsl-milter/vsl-milter/vsl"
 	"github.com/vsl-milter/vsl-milter/vsl/syntax"
 )
@@ -60,8 +61,10 @@ func newDirective(d *vsl.Directive) (vsl.Value, error) {
 	if f == nil {
 		return vsl.Value{}, fmt.Errorf("the body of %s %q must be a closure `|| ...` (or a map #{evaluate: || ...}), not %s", kind, d.Name, body.TypeName())
 	}
-	if kind == DelegateKind && d.Service.Kind() == vsl.KindUnit {
-		return vsl.Value{}, fmt.Errorf("delegate %q names no service", d.Name)
+	if kind == DelegateKind {
+		if _, ok := d.Service.AsHost().(*service.SMTP); !ok {
+			return vsl.Value{}, fmt.Errorf("delegate %q needs an smtp service (service NAME smtp = #{...} or smtp::connect(#{...})), not %s", d.Name, d.Service.TypeName())
+		}
 	}
 	return vsl.Host(&Directive{Kind: kind, Name: d.Name, Body: body, Service: d.Service, Pos: d.Pos}), nil
 }

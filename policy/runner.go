@@ -110,6 +110,10 @@ func (r *Rules) runStage(ctx context.Context, th *vsl.Thread, stage Stage, tx *T
 	first := 0
 	if dl := tx.delegation; dl != nil && dl.Stage == stage && dl.returned {
 		first = dl.index
+		if dl.skip {
+			first++
+			tx.delegation = nil
+		}
 	}
 	for i, d := range r.stages[stage][first:] {
 		i += first
@@ -120,7 +124,7 @@ func (r *Rules) runStage(ctx context.Context, th *vsl.Thread, stage Stage, tx *T
 				tx.delegations++
 				tx.delegation = &Delegation{
 					Stage: stage, Directive: d.Name, Pos: d.Pos, Service: svc, index: i,
-					ID: fmt.Sprintf("%s.%d", tx.MessageID, tx.delegations),
+					ID: fmt.Sprintf("%s.%d.%s", tx.MessageID, tx.delegations, NewMessageID()[:8]),
 				}
 				if opts.Observer != nil {
 					opts.Observer.Directive(stage, d, Delegated, nil, 0)
