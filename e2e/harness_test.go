@@ -2,7 +2,8 @@
 // smtpd_milters to a real vsl-milter binary, with smtp-sink as the far end
 // and swaks as the client. The tests need root, postfix, smtp-sink and
 // swaks; without them they skip, unless VSL_E2E=1 (as in CI), where a
-// missing tool is a failure.
+// missing tool is a failure. The delegation tests add a second private
+// Postfix as the third-party filter of delegate directives (startFilter).
 package e2e
 
 import (
@@ -94,6 +95,7 @@ type world struct {
 	milterLog  *syncBuffer
 	maildirs   string
 	postfixCfg string
+	filterCfg  string // the filter Postfix's configuration (startFilter)
 }
 
 // newWorld starts smtp-sink, vsl-milter with the given rules (files
@@ -189,9 +191,22 @@ func (w *world) startMilter() {
 }
 
 func (w *world) startPostfix() {
-	t := w.t
-	etc := filepath.Join(w.dir, "etc")
-	w.postfixCfg = etc
+	w.postfixCfg = startPostfixInstance(w.t, w.dir, "mx.e2e.test", w.smtpPort, w.sinkPort, fmt.Sprintf(`smtpd_milters = unix:%s
+non_smtpd_milters =
+milter_protocol = 6
+milter_default_action = tempfail
+milter_connect_macros = j {daemon_name} {daemon_addr} {daemon_port} v _
+`, w.socket))
+}
+
+// startPostfixInstance configures and starts a private Postfix whose
+// directories are under dir (etc, queue, data; its log is
+// dir/postfix.log): smtpd on 127.0.0.1:port, everything relayed to
+// 127.0.0.1:relayPort, plus the extra main.cf lines. It returns its
+// configuration directory.
+func startPostfixInstance(t *testing.T, dir, hostname string, port, relayPort int, extra string) string {
+	t.Helper()
+	etc := filepath.Join(dir, "etc")
 	master, err := os.ReadFile("/usr/share/postfix/master.cf.dist")
 	if err != nil {
 		t.Fatalf("postfix master.cf template: %v", err)
@@ -205,7 +220,7 @@ func (w *world) startPostfix() {
 		}
 		mb.WriteString(l + "\n")
 	}
-	fmt.Fprintf(&mb, "127.0.0.1:%d inet n - n - - smtpd\n", w.smtpPort)
+	fmt.Fprintf(&mb, "127.0.0.1:%d inet n - n - - smtpd\n", port)
 	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(mb.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +231,7 @@ command_directory = /usr/sbin
 daemon_directory = /usr/lib/postfix/sbin
 mail_owner = postfix
 setgid_group = postdrop
-myhostname = mx.e2e.test
+myhostname = %[3]s
 mydomain = e2e.test
 mydestination =
 inet_interfaces = 127.0.0.1
@@ -232,12 +247,7 @@ smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
 maillog_file = %[1]s/postfix.log
 maillog_file_prefixes = %[1]s
-smtpd_milters = unix:%[3]s
-non_smtpd_milters =
-milter_protocol = 6
-milter_default_action = tempfail
-milter_connect_macros = j {daemon_name} {daemon_addr} {daemon_port} v _
-`, w.dir, w.sinkPort, w.socket)
+%[4]s`, dir, relayPort, hostname, extra)
 	if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -245,27 +255,61 @@ milter_connect_macros = j {daemon_name} {daemon_addr} {daemon_port} v _
 		t.Fatalf("postconf: %v\n%s", err, out)
 	}
 	if out, err := exec.Command("postfix", "-c", etc, "start").CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(w.dir, "postfix.log"))
+		log, _ := os.ReadFile(filepath.Join(dir, "postfix.log"))
 		t.Fatalf("postfix start: %v\n%s\n%s", err, out, log)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", w.smtpPort))
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			c.Close()
-			return
+			return etc
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(w.dir, "postfix.log"))
+			log, _ := os.ReadFile(filepath.Join(dir, "postfix.log"))
 			t.Fatalf("postfix did not listen: %v\n%s", err, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
+// startFilter starts a second private Postfix as the third-party filter of
+// delegate directives: its smtpd listens on delegatorPort, applies
+// headerChecks and bodyChecks (regexp tables: PREPEND, REPLACE, HOLD...)
+// and relays every message back to vsl-milter's receiver on receiverPort.
+// It runs no milter.
+func (w *world) startFilter(delegatorPort, receiverPort int, headerChecks, bodyChecks string) {
+	t := w.t
+	dir := filepath.Join(w.dir, "filter")
+	for _, d := range []string{"etc", "queue", "data"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pf, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatalf("user postfix: %v", err)
+	}
+	uid, _ := strconv.Atoi(pf.Uid)
+	os.Chown(filepath.Join(dir, "data"), uid, -1)
+	for name, table := range map[string]string{"header_checks": headerChecks, "body_checks": bodyChecks} {
+		if err := os.WriteFile(filepath.Join(dir, "etc", name), []byte(table), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.filterCfg = startPostfixInstance(t, dir, "filter.e2e.test", delegatorPort, receiverPort, fmt.Sprintf(`header_checks = regexp:%[1]s/etc/header_checks
+body_checks = regexp:%[1]s/etc/body_checks
+smtpd_milters =
+non_smtpd_milters =
+`, dir))
+}
+
 func (w *world) stop() {
 	if w.postfixCfg != "" {
 		exec.Command("postfix", "-c", w.postfixCfg, "stop").Run()
+	}
+	if w.filterCfg != "" {
+		exec.Command("postfix", "-c", w.filterCfg, "stop").Run()
 	}
 	if w.milter != nil && w.milter.Process != nil {
 		w.milter.Process.Signal(syscall.SIGTERM)
@@ -281,6 +325,10 @@ func (w *world) stop() {
 	if w.t.Failed() {
 		log, _ := os.ReadFile(filepath.Join(w.dir, "postfix.log"))
 		w.t.Logf("postfix log:\n%s", log)
+		if w.filterCfg != "" {
+			log, _ := os.ReadFile(filepath.Join(w.dir, "filter", "postfix.log"))
+			w.t.Logf("filter postfix log:\n%s", log)
+		}
 		if w.milterLog != nil {
 			w.t.Logf("vsl-milter log:\n%s", w.milterLog)
 		}

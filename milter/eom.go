@@ -22,9 +22,12 @@ var localFailReply = object.Code{Code: 451, Enhanced: "4.3.0", Text: "Requested 
 // the rules' refusal, a discard (a deny after the queue, SEMANTICS §8: the
 // client has been told nothing yet, but vSMTP would have accepted the
 // message already, so it is dropped silently), a quarantine, or an accept.
-// Before an accept it delivers the local recipients and replays the
-// recorded modifications: header changes in order, the final sender, the
-// net change of the envelope and the final body.
+// A delegate directive the rules reach hands the message to its filter
+// while the MTA waits, and the rules resume with what comes back (see
+// delegate). Before an accept it delivers the local recipients and
+// replays the recorded modifications: header changes in order (the
+// rules' and the filters'), the final sender, the net change of the
+// envelope and the final body.
 func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err error) {
 	defer s.endTransaction()
 	defer s.recoverEOM(&resp)
@@ -53,6 +56,9 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	defer ka.stop()
 	d := s.ps.EndOfMessage(ctx, s.tx.headers, s.tx.body.kept)
 	s.logScriptError(policy.PreQ, d)
+	if d.Action == policy.ActionDelegate {
+		d = s.delegate(ctx, d)
+	}
 	switch d.Action {
 	case policy.ActionRefuse:
 		s.finish(outcomeOf(d), d, nil, extra...)
@@ -168,13 +174,8 @@ func (s *session) deliver(ctx context.Context, local []policy.DeliveryChoice) er
 func (s *session) messageText() ([]byte, error) {
 	tx := s.ps.Tx
 	text := tx.MessageText()
-	if !s.tx.body.truncated() {
-		return text, nil
-	}
-	for _, mod := range tx.Modifications() {
-		if mod.Kind == policy.ReplaceBody {
-			return text, nil // the rules' body replaces the one they did not see whole
-		}
+	if !s.tx.body.truncated() || bodyReplaced(tx) {
+		return text, nil // a filter's body replaces the one the rules did not see whole
 	}
 	full, err := s.tx.body.full()
 	if err != nil {

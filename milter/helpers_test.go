@@ -35,6 +35,7 @@ type harness struct {
 	metrics       *fakeMetrics
 	deliverer     *fakeDeliverer
 	served        chan error
+	clientOpts    []gomilter.Option // options of every client, after the defaults
 }
 
 // newHarness starts a server with the rules src. network is "unix" or
@@ -132,7 +133,7 @@ func (h *harness) load(src string, env ...*vsl.Env) *policy.Rules {
 // client returns a go-milter client of the server (an MTA offering every
 // protocol option and action of milter protocol 6).
 func (h *harness) client(opts ...gomilter.Option) *gomilter.Client {
-	opts = append([]gomilter.Option{gomilter.WithReadTimeout(10 * time.Second)}, opts...)
+	opts = append(append([]gomilter.Option{gomilter.WithReadTimeout(10 * time.Second)}, h.clientOpts...), opts...)
 	return gomilter.NewClient(h.network, h.addr, opts...)
 }
 

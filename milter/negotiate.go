@@ -76,7 +76,10 @@ type plan struct {
 // Without a single directive the milter asks for nothing but the end of
 // message and may not modify messages. With directives it asks for every
 // modification it can make, as a rule set does not declare which
-// functions its rules call (asking costs nothing in the protocol).
+// functions its rules call (asking costs nothing in the protocol), except
+// replacing the body: no vSL function does, and Postfix prepares for a
+// replacement when it is allowed. Only a rule set with a delegate
+// directive asks for it, since the filter may change the body.
 func newPlan(rules *policy.Rules) *plan {
 	has := func(st policy.Stage) bool { return len(rules.Directives(st)) > 0 }
 	from := func(st policy.Stage) bool {
@@ -130,6 +133,10 @@ func newPlan(rules *policy.Rules) *plan {
 		p.actions = milter.OptAddHeader | milter.OptChangeHeader | milter.OptAddRcpt | milter.OptRemoveRcpt |
 			milter.OptChangeFrom | milter.OptQuarantine
 	}
+	if delegates(rules) {
+		// No vSL function replaces the body, but a filter may.
+		p.actions |= milter.OptChangeBody
+	}
 	p.actions |= milter.OptSetMacros
 
 	// Connection macros come with the connect event; when it is off (no
@@ -146,6 +153,18 @@ func newPlan(rules *policy.Rules) *plan {
 		milter.WithMacroRequest(milter.StageEOM, eom),
 	}
 	return p
+}
+
+// delegates reports whether the rules have a delegate directive.
+func delegates(rules *policy.Rules) bool {
+	for _, st := range policy.Stages() {
+		for _, d := range rules.Directives(st) {
+			if d.Kind == policy.DelegateKind {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // headerEditors change an existing header field, so the milter must see

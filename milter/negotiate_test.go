@@ -33,13 +33,17 @@ func negotiated(s *gomilter.ClientSession) string {
 		event("eoh", gomilter.OptNoEOH, gomilter.OptNoEOHReply),
 		event("unknown", gomilter.OptNoUnknown, gomilter.OptNoUnknownReply),
 	}
-	if s.ActionOption(gomilter.OptAddHeader) && s.ActionOption(gomilter.OptChangeHeader) && s.ActionOption(gomilter.OptAddRcpt) &&
-		s.ActionOption(gomilter.OptRemoveRcpt) && s.ActionOption(gomilter.OptChangeFrom) && s.ActionOption(gomilter.OptQuarantine) &&
-		!s.ActionOption(gomilter.OptChangeBody) {
+	all := s.ActionOption(gomilter.OptAddHeader) && s.ActionOption(gomilter.OptChangeHeader) && s.ActionOption(gomilter.OptAddRcpt) &&
+		s.ActionOption(gomilter.OptRemoveRcpt) && s.ActionOption(gomilter.OptChangeFrom) && s.ActionOption(gomilter.OptQuarantine)
+	switch {
+	case all && !s.ActionOption(gomilter.OptChangeBody):
 		// No vSL function replaces the body: asking for it would only make
 		// Postfix prepare for a replacement that never comes.
 		parts = append(parts, "modify")
-	} else if s.ActionOption(gomilter.OptAddHeader) || s.ActionOption(gomilter.OptQuarantine) {
+	case all:
+		// A delegate directive's filter may replace the body.
+		parts = append(parts, "modify+body")
+	case s.ActionOption(gomilter.OptAddHeader) || s.ActionOption(gomilter.OptQuarantine):
 		parts = append(parts, "modify=partial")
 	}
 	return strings.Join(parts, " ")
@@ -64,6 +68,9 @@ func TestNegotiation(t *testing.T) {
 			"connect=one-way helo=one-way mail=one-way rcpt=reply header=off body=off " + never + " modify"},
 		{"a delivery rule", `#{ deliver: [ action "d" || deliver_all() ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
+		{"a delegate directive", `service av smtp = #{ delegator: #{ address: "127.0.0.1:10026" }, receiver: "127.0.0.1:10025" };
+#{ postq: [ delegate av "scan" || next() ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify+body"},
 		{"every stage", `#{ connect: [ rule "1" || next() ], helo: [ rule "2" || next() ], mail: [ rule "3" || next() ], rcpt: [ rule "4" || next() ], preq: [ rule "5" || next() ] }`,
 			"connect=reply helo=reply mail=reply rcpt=reply header=one-way body=one-way " + never + " modify"},
 	}

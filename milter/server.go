@@ -5,14 +5,18 @@
 // or quarantine, plus the header, sender, recipient and body changes the
 // rules recorded, replayed at the end of the message. Recipients the rules
 // deliver locally (maildir, mbox, forward) are handed to a Deliverer before
-// the message is accepted, and taken out of the MTA's envelope.
+// the message is accepted, and taken out of the MTA's envelope. A delegate
+// directive hands the message to a third-party filter through a Delegator
+// (package delegate) while the MTA waits at the end of the message; what
+// the filter changed is applied like the rules' own modifications.
 //
 // The protocol itself is github.com/d--j/go-milter's (its low-level
 // milter.Milter interface). This package knows the milter protocol, the MTAs'
 // quirks and the mapping of decisions to answers. It must not know the vSL
 // language nor how rules are loaded or reloaded (package policy and the serve
 // command do), nor how a local delivery is written (package delivery, behind
-// the Deliverer interface).
+// the Deliverer interface), nor how a message reaches a filter and comes
+// back (package delegate, behind the Delegator interface).
 //
 // What the MTA is asked for depends on the rule set a connection takes (see
 // newPlan): callbacks of stages without rules are negotiated away or made
@@ -78,6 +82,36 @@ type Options struct {
 	// AppDir is the application directory under which the rules' write()
 	// and dump() store files.
 	AppDir string
+	// Delegator hands messages to the filters of delegate directives and
+	// waits for them to come back (package delegate's Manager). Nil: a
+	// delegation fails, and the message gets the on_error answer.
+	Delegator Delegator
+	// DelegationBudget bounds the time the end of one message may spend
+	// on its delegations altogether, each of which its service's timeout
+	// bounds too (0: DefaultDelegationBudget). See DefaultDelegationBudget.
+	DelegationBudget time.Duration
+}
+
+// DefaultDelegationBudget is the default of Options.DelegationBudget:
+// Postfix's milter_content_timeout (300s), what an MTA gives a milter at
+// the end of the message. Postfix restarts that timer at every progress
+// notification, which the milter sends every 10 seconds while it waits
+// for a filter, so the MTA itself would wait longer; but the SMTP client
+// waits at most 10 minutes for the reply to its end of data (RFC 5321
+// §4.5.3.2.6), and an MTA without progress support (protocol < 6) at most
+// its own timeout. Sendmail's default end-of-message timeout (T=E:5m) is
+// the same 5 minutes.
+const DefaultDelegationBudget = 5 * time.Minute
+
+// Delegator hands a message to the filter of a delegate directive and
+// waits for it to come back.
+type Delegator interface {
+	// Delegate sends msg (the message as the filter must see it, with its
+	// X-VSMTP-DELEGATION header) with the envelope from and rcpts to the
+	// filter of d, and returns the header and body of the message the
+	// filter sent back, for policy.Session.Resume. It must return when
+	// ctx ends, and at the latest after the service's timeout.
+	Delegate(ctx context.Context, d *policy.Delegation, from policy.MailAddr, rcpts []policy.MailAddr, msg []byte) ([]policy.Header, []byte, error)
 }
 
 // Metrics counts what the milter does. Its methods are called from many

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vsl-milter/vsl-milter/config"
+	"github.com/vsl-milter/vsl-milter/delegate"
 	"github.com/vsl-milter/vsl-milter/delivery"
 	"github.com/vsl-milter/vsl-milter/internal/sockets"
 	"github.com/vsl-milter/vsl-milter/logging"
@@ -74,6 +75,18 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vsl-milter: delivery: %v\n", err)
 		return 1
 	}
+	// The receivers of the rules' delegate directives; they outlive the
+	// milter's sessions, which may wait on them until Shutdown returns.
+	delegator := delegate.NewManager(delegate.Options{Hostname: cfg.Server.Domain, Logger: log.Named("delegate"), Metrics: m})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		delegator.Close(ctx)
+	}()
+	if err := delegator.Start(rules); err != nil {
+		fmt.Fprintf(stderr, "vsl-milter: delegation receivers: %v\n", err)
+		return 1
+	}
 	srv := milter.NewServer(milter.Options{
 		Rules:          current.Load,
 		OnError:        onError(cfg),
@@ -85,6 +98,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		Metrics:        m,
 		Logger:         log,
 		AppDir:         cfg.App.Dirpath,
+		Delegator:      delegator,
 	})
 
 	network, address, err := config.ParseListen(cfg.Milter.Listen)
@@ -139,7 +153,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reload(*cfgPath, &current, m, log)
+				reload(*cfgPath, &current, m, log, delegator)
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Milter.ShutdownGrace.String())
@@ -160,11 +174,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 // reload recompiles the configuration's rules; on any error the old rules
 // keep serving. Sessions in flight finish on the rules they started with.
-func reload(cfgPath string, current *atomic.Pointer[policy.Rules], m *metrics.Metrics, log hclog.Logger) {
+func reload(cfgPath string, current *atomic.Pointer[policy.Rules], m *metrics.Metrics, log hclog.Logger, delegator *delegate.Manager) {
 	cfg, err := loadConfig(cfgPath)
 	if err == nil {
 		var rules *policy.Rules
 		if rules, err = loadRules(cfg); err == nil {
+			if derr := delegator.Start(rules); derr != nil {
+				// Their delegations fail (on_error) until the address is free.
+				log.Error("delegation receivers", "error", derr.Error())
+			}
 			current.Store(rules)
 			m.Preset(ruleKeys(rules))
 			m.Reload(nil)
