@@ -392,7 +392,8 @@ const MaxStageDeadline = 30 * time.Second
 // Milter is the [milter] section.
 type Milter struct {
 	// Listen is where Postfix or Sendmail connects (listen), in their
-	// spelling; see ParseListen. Default "inet:127.0.0.1:10030".
+	// spelling; see ParseListen. Default "inet:127.0.0.1:10030"; "" when
+	// the milter is off (written listen = "off": standalone mode only).
 	Listen string
 	// SocketMode is the permission of a unix socket (socket_mode, an octal
 	// string such as "0660"). Default 0660.

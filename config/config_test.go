@@ -464,3 +464,13 @@ func TestRulesPath(t *testing.T) {
 		}
 	}
 }
+
+func TestMilterOff(t *testing.T) {
+	c, err := Parse("vsmtp.toml", []byte("[milter]\nlisten = \"off\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Milter.Listen != "" {
+		t.Errorf("listen %q, want \"\" (milter off)", c.Milter.Listen)
+	}
+}

@@ -123,7 +123,7 @@ func isEmpty(raw any) bool {
 }
 
 // normalize fills in the defaults that are not constants: the hostname, the
-// log levels, and the spelled-out "off" of the metrics listener.
+// log levels, and the spelled-out "off" of the metrics and milter listeners.
 func normalize(c *Config) {
 	if c.Server.Domain == "" {
 		c.Server.Domain = hostname()
@@ -143,6 +143,9 @@ func normalize(c *Config) {
 	}
 	if strings.EqualFold(c.Metrics.Listen, "off") {
 		c.Metrics.Listen = ""
+	}
+	if strings.EqualFold(c.Milter.Listen, "off") {
+		c.Milter.Listen = ""
 	}
 }
 

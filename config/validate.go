@@ -73,8 +73,10 @@ func (d *decoder) validate(c *Config) {
 	}
 
 	m := &c.Milter
-	if _, _, reason := parseListen(m.Listen); reason != "" {
-		d.invalid("milter.listen", reason)
+	if m.Listen != "" {
+		if _, _, reason := parseListen(m.Listen); reason != "" {
+			d.invalid("milter.listen", reason)
+		}
 	}
 	d.check(m.StageDeadline > 0 && m.StageDeadline < MaxStageDeadline, "milter.stage_deadline",
 		"expected more than 0s and less than 30s (Postfix's default milter_command_timeout)")

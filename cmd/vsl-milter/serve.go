@@ -24,11 +24,14 @@ import (
 	"github.com/vsl-milter/vsl-milter/metrics"
 	"github.com/vsl-milter/vsl-milter/milter"
 	"github.com/vsl-milter/vsl-milter/policy"
+	"github.com/vsl-milter/vsl-milter/smtpd"
+	"github.com/vsl-milter/vsl-milter/spool"
 )
 
-// cmdServe runs the milter: it loads the configuration and rules, listens
-// where [milter] listen says, serves metrics, reloads the rules on SIGHUP and
-// stops gracefully on SIGTERM or SIGINT.
+// cmdServe runs the milter and, when [server.interfaces] lists addresses,
+// the standalone SMTP server with its spool: it loads the configuration and
+// rules, listens, serves metrics, reloads the rules on SIGHUP and stops
+// gracefully on SIGTERM or SIGINT.
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -87,38 +90,87 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vsl-milter: delegation receivers: %v\n", err)
 		return 1
 	}
-	srv := milter.NewServer(milter.Options{
-		Rules:          current.Load,
-		OnError:        onError(cfg),
-		Deadline:       cfg.Milter.StageDeadline,
-		MaxMessageSize: cfg.Milter.MaxMessageSize,
-		ServerName:     cfg.Server.Domain,
-		Deliverer:      agent,
-		Observer:       observers{m, logging.Observer{Log: log.Named("rules")}},
-		Metrics:        m,
-		Logger:         log,
-		AppDir:         cfg.App.Dirpath,
-		Delegator:      delegator,
-	})
-
-	network, address, err := config.ParseListen(cfg.Milter.Listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "vsl-milter: milter.listen: %v\n", err)
+	observer := observers{m, logging.Observer{Log: log.Named("rules")}}
+	milterOn := cfg.Milter.Listen != ""
+	ifs := cfg.Server.Interfaces
+	standalone := len(ifs.Addr)+len(ifs.AddrSubmission)+len(ifs.AddrSubmissions) > 0
+	if !milterOn && !standalone {
+		fmt.Fprintln(stderr, `vsl-milter: nothing to serve: [milter] listen is "off" and [server.interfaces] lists no address`)
 		return 1
 	}
-	ln, err := sockets.Listen(network, address, sockets.UnixOptions{
-		Mode: cfg.Milter.SocketMode, Owner: cfg.Milter.SocketOwner, Group: cfg.Milter.SocketGroup,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "vsl-milter: %v\n", err)
-		return 1
+
+	var srv *milter.Server
+	var ln net.Listener
+	if milterOn {
+		srv = milter.NewServer(milter.Options{
+			Rules:          current.Load,
+			OnError:        onError(cfg),
+			Deadline:       cfg.Milter.StageDeadline,
+			MaxMessageSize: cfg.Milter.MaxMessageSize,
+			ServerName:     cfg.Server.Domain,
+			Deliverer:      agent,
+			Observer:       observer,
+			Metrics:        m,
+			Logger:         log,
+			AppDir:         cfg.App.Dirpath,
+			Delegator:      delegator,
+		})
+		network, address, err := config.ParseListen(cfg.Milter.Listen)
+		if err != nil {
+			fmt.Fprintf(stderr, "vsl-milter: milter.listen: %v\n", err)
+			return 1
+		}
+		ln, err = sockets.Listen(network, address, sockets.UnixOptions{
+			Mode: cfg.Milter.SocketMode, Owner: cfg.Milter.SocketOwner, Group: cfg.Milter.SocketGroup,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "vsl-milter: %v\n", err)
+			return 1
+		}
+	}
+
+	// Standalone mode: the SMTP server, and the spool it hands accepted
+	// messages to, whose workers run postq and delivery and deliver.
+	var smtpSrv *smtpd.Server
+	var sp *spool.Spool
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	served := make(chan error, 3)
+	if standalone {
+		sessOpts := policy.SessionOptions{
+			OnError: onError(cfg), Deadline: cfg.Milter.StageDeadline,
+			RunOptions: policy.RunOptions{Observer: observer, Log: logging.ScriptLog(log.Named("script")), AppDir: cfg.App.Dirpath},
+		}
+		sp, err = spool.Open(spool.Options{
+			Dir: cfg.Server.Queues.Dirpath, AppDir: cfg.App.Dirpath, Rules: current.Load, SessionOpts: sessOpts,
+			Agent: agent, Resolver: spool.StaticMX(cfg.Resolver.MX, nil), Hostname: cfg.Server.Domain,
+			RetryPeriod: cfg.Server.Queues.Delivery.DeferredRetryPeriod, RetryMax: cfg.Server.Queues.Delivery.DeferredRetryMax,
+			Logger: log.Named("spool"), Metrics: m,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "vsl-milter: spool: %v\n", err)
+			return 1
+		}
+		defer sp.Close()
+		smtpSrv, err = smtpd.New(smtpd.Options{
+			Config: cfg, Rules: current.Load, Queue: sp, Observer: observer, Logger: log.Named("smtp"), Metrics: m,
+			OnError: onError(cfg), Deadline: cfg.Milter.StageDeadline,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "vsl-milter: smtp server: %v\n", err)
+			return 1
+		}
+		go sp.Run(workCtx)
+		go func() { served <- smtpSrv.Serve(workCtx) }()
 	}
 	var ready atomic.Bool
 	var httpSrv *http.Server
 	if cfg.Metrics.Listen != "" {
 		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
-			ln.Close()
+			if ln != nil {
+				ln.Close()
+			}
 			fmt.Fprintf(stderr, "vsl-milter: metrics.listen: %v\n", err)
 			return 1
 		}
@@ -138,16 +190,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	if milterOn {
+		go func() { served <- srv.Serve(ln) }()
+	}
 	ready.Store(true)
-	log.Info("serving", "listen", cfg.Milter.Listen, "rules", rulesName(cfg), "directives", len(rules.Names()), "version", version)
+	log.Info("serving", "milter", cfg.Milter.Listen, "smtp", standalone, "rules", rulesName(cfg), "directives", len(rules.Names()), "version", version)
 
 	for {
 		select {
 		case err := <-served:
 			if err != nil {
-				log.Error("milter server stopped", "error", err)
+				log.Error("server stopped", "error", err)
 				return 1
 			}
 			return 0
@@ -159,8 +212,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			log.Info("shutting down", "signal", sig.String(), "grace", cfg.Milter.ShutdownGrace.String())
 			ready.Store(false)
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.Milter.ShutdownGrace)
-			err := srv.Shutdown(ctx)
+			var errs []error
+			if srv != nil {
+				errs = append(errs, srv.Shutdown(ctx))
+			}
+			if smtpSrv != nil {
+				errs = append(errs, smtpSrv.Shutdown(ctx))
+			}
 			cancel()
+			stopWork() // spool workers stop; unfinished work stays on disk
+			err := errors.Join(errs...)
 			if httpSrv != nil {
 				httpSrv.Close()
 			}
