@@ -57,8 +57,8 @@ func TestLoadSeedFlat(t *testing.T) {
 	if got.RulesPath() != "/etc/vsmtp/rules/main.vsl" {
 		t.Errorf("RulesPath() = %q, want /etc/vsmtp/rules/main.vsl", got.RulesPath())
 	}
-	if got.Server.Interfaces.Addr[0] != netip.MustParseAddrPort("127.0.0.1:25") {
-		t.Errorf("Interfaces.Addr = %v, want the loopback default", got.Server.Interfaces.Addr)
+	if n := len(got.Server.Interfaces.Addr); n != 0 {
+		t.Errorf("Interfaces.Addr = %v, want none: the seed's addr = [\"\"] names no listener", got.Server.Interfaces.Addr)
 	}
 }
 
@@ -196,9 +196,7 @@ func TestDefault(t *testing.T) {
 		{"Resolver.MX", c.Resolver.MX, map[string]string(nil)},
 		{"Server.Domain", c.Server.Domain, host},
 		{"Server.ClientCountMax", c.Server.ClientCountMax, 16},
-		{"Server.Interfaces", c.Server.Interfaces, Interfaces{
-			Addr: addrs("127.0.0.1:25"), AddrSubmission: addrs("127.0.0.1:587"), AddrSubmissions: addrs("127.0.0.1:465"),
-		}},
+		{"Server.Interfaces", c.Server.Interfaces, Interfaces{}},
 		{"Server.Logs.Level", c.Server.Logs.Level, "warn"},
 		{"Server.TLS.SecurityLevel", c.Server.TLS.SecurityLevel, SecurityNone},
 		{"Server.TLS.ProtocolVersions", c.Server.TLS.ProtocolVersions, []string{"TLSv1.2", "TLSv1.3"}},

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -21,11 +20,11 @@ func defaults() *Config {
 			ClientCountMax:   16,
 			MessageSizeLimit: 10_000_000,
 			System:           System{ThreadPool: ThreadPool{Receiver: 6, Processing: 6, Delivery: 6}},
-			Interfaces: Interfaces{
-				Addr:            []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:25")},
-				AddrSubmission:  []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:587")},
-				AddrSubmissions: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:465")},
-			},
+			// No SMTP listener unless the file names one: vsl-milter's main
+			// job is the milter, and standalone mode is opt-in (vSMTP's
+			// default of 127.0.0.1:25/587/465 would take the ports of a
+			// Postfix on the same host).
+			Interfaces: Interfaces{},
 			Logs: ServerLogs{
 				Filepath:     "/var/log/vsmtp/vsmtp.log",
 				Format:       "{d(%Y-%m-%d %H:%M:%S%.f)} {h({l:<5})} {t:<30} $ {m}{n}",

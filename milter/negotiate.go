@@ -54,8 +54,8 @@ type plan struct {
 // helo(), mail_from(), rcpt_list()); the MTA must wait for the answer only
 // when the stage itself has directives. So:
 //
-//   - connect, helo: answered when the stage has directives; one-way when a
-//     later stage has some (Postfix has no macro for the HELO name, so the
+//   - connect, helo: answered when the stage has a rule (or a delegate);
+//     one-way when it has only actions or a later stage has directives (Postfix has no macro for the HELO name, so the
 //     event is the only way to learn it); off otherwise.
 //   - envfrom runs the authenticate and mail stages: answered when either
 //     has directives; one-way when a later stage has some (the envelope,
@@ -99,12 +99,24 @@ func newPlan(rules *policy.Rules) *plan {
 		}
 		return cbOff
 	}
+	// A stage whose directives are all actions cannot change the answer
+	// (an action's value is ignored): its event is sent one-way. Only a
+	// script error could refuse there; it is answered at the next event
+	// that waits for an answer, as any refusal decided at a one-way event.
+	decides := func(st policy.Stage) bool {
+		for _, d := range rules.Directives(st) {
+			if d.Kind != policy.ActionKind {
+				return true
+			}
+		}
+		return false
+	}
 	p := &plan{
 		rules:   rules,
-		connect: pick(has(policy.Connect), from(policy.Helo)),
-		helo:    pick(has(policy.Helo), from(policy.Authenticate)),
-		mail:    pick(has(policy.Authenticate) || has(policy.Mail), from(policy.Rcpt)),
-		rcpt:    pick(has(policy.Rcpt), from(policy.PreQ)),
+		connect: pick(decides(policy.Connect), from(policy.Connect)),
+		helo:    pick(decides(policy.Helo), from(policy.Helo)),
+		mail:    pick(decides(policy.Authenticate) || decides(policy.Mail), from(policy.Authenticate)),
+		rcpt:    pick(decides(policy.Rcpt), from(policy.Rcpt)),
 		message: from(policy.PreQ) || editsHeaderEarly(rules),
 	}
 	proto := milter.OptNoData | milter.OptNoDataReply | milter.OptNoEOH | milter.OptNoEOHReply |

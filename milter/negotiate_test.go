@@ -66,6 +66,10 @@ func TestNegotiation(t *testing.T) {
 			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
 		{"a rcpt rule", `#{ rcpt: [ rule "r" || next() ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=reply header=off body=off " + never + " modify"},
+		{"actions only: nothing to answer", `#{ connect: [ action "c" || log("info", "c") ], rcpt: [ action "r" || bcc("x@example.org") ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=off body=off " + never + " modify"},
+		{"the Doe family: a mail rule, a rcpt action, a delivery action", `#{ mail: [ rule "m" || next() ], rcpt: [ action "r" || () ], deliver: [ action "d" || () ] }`,
+			"connect=one-way helo=one-way mail=reply rcpt=one-way header=one-way body=one-way " + never + " modify"},
 		{"a delivery rule", `#{ deliver: [ action "d" || deliver_all() ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
 		{"a delegate directive", `service av smtp = #{ delegator: #{ address: "127.0.0.1:10026" }, receiver: "127.0.0.1:10025" };

@@ -118,7 +118,7 @@ eom: accept
 func TestDenyAtConnectRefusesLaterTransactions(t *testing.T) {
 	h := newHarness(t, "unix", `#{
   connect: [ rule "deny all" || deny("554 5.7.1 go away") ],
-  mail: [ action "log" || log("info", "mail") ],
+  mail: [ rule "log" || { log("info", "mail"); next() } ],
 }`)
 	sess, err := h.client().Session(nil)
 	if err != nil {
