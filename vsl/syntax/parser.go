@@ -261,7 +261,16 @@ func (p *parser) stmt(end Token) Stmt {
 			return p.declaration(end)
 		}
 	}
-	x := p.expr()
+	var x Expr
+	switch t.tok {
+	case IF, SWITCH, WHILE, LOOP, DO, FOR, TRY:
+		// As in Rhai, a statement that starts with a block-like expression
+		// ends with its block: `for x in a { } |y| y + 1` is two
+		// statements, not a bitwise or. Method calls on it still bind.
+		x = p.unary()
+	default:
+		x = p.expr()
+	}
 	if op := p.tok.tok; op == ASSIGN || isCompound(op) {
 		pos := p.tok.pos
 		switch x.(type) {
