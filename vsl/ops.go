@@ -241,7 +241,24 @@ func contains(c, x Value) (bool, error) {
 			return strings.ContainsRune(s, x.AsChar()), nil
 		}
 	case KindArray:
-		for _, e := range c.AsArray().Elems {
+		elems := c.AsArray().Elems
+		if x.kind == KindString {
+			// The common rule shape, a string in a list of strings: compare
+			// lengths inline and the bytes only when they match. Elements
+			// of other kinds (chars, objects) take the general path.
+			xs := x.AsString()
+			for _, e := range elems {
+				if e.kind == KindString {
+					if int(e.n) == len(xs) && e.AsString() == xs {
+						return true, nil
+					}
+				} else if Equal(x, e) {
+					return true, nil
+				}
+			}
+			return false, nil
+		}
+		for _, e := range elems {
 			if Equal(x, e) {
 				return true, nil
 			}
