@@ -15,9 +15,10 @@
 // Two kinds of front end use it. The milter waits for the message while the
 // MTA waits at the end of the message: it uses a Manager with its in-memory
 // Waiters as the Sink (Manager.RoundTrip, Manager.Delegate). The standalone
-// server's spool can keep delegated messages across restarts: it gives the
-// Manager its own Sink, a persistent "delegated queue", and sends with
-// Manager.Send once the message and its delegation are on disk (see Sink).
+// server's spool keeps delegated messages across restarts: it gives the
+// Manager its own Sink, a persistent "delegated queue", which gets the
+// returns whose id the Waiters do not know, and sends with Manager.Send
+// once the message and its delegation are on disk (see Sink).
 //
 // The package knows SMTP, the delegation header and what a
 // policy.Delegation says about the filter. It does not run rules, nor

@@ -32,9 +32,10 @@ type Options struct {
 	// Clients are the networks filters may send messages back from
 	// (empty: loopback only).
 	Clients []netip.Prefix
-	// Sink takes the messages that come back. Nil: the Manager's own
-	// Waiters, for RoundTrip (milter mode); the standalone spool gives its
-	// persistent delegated queue and sends with Send.
+	// Sink takes the messages that come back whose id the Manager's own
+	// Waiters (RoundTrip, milter mode) do not know: the standalone spool
+	// gives its persistent delegated queue and sends with Send. Nil: only
+	// the Waiters.
 	Sink Sink
 	// Logger receives the receivers' lines (nil: none).
 	Logger hclog.Logger
@@ -50,8 +51,8 @@ type Manager struct {
 	opts    Options
 	log     hclog.Logger
 	client  Client
-	waiters *Waiters // nil when Options.Sink is set
-	sink    Sink
+	waiters *Waiters
+	sink    Sink // the Waiters, then Options.Sink
 
 	mu        sync.Mutex
 	receivers map[string]*Receiver
@@ -67,10 +68,10 @@ func NewManager(opts Options) *Manager {
 		log = hclog.NewNullLogger()
 	}
 	m := &Manager{opts: opts, log: log, client: Client{Hostname: opts.Hostname}, receivers: map[string]*Receiver{}}
-	m.sink = opts.Sink
-	if m.sink == nil {
-		m.waiters = NewWaiters()
-		m.sink = m.waiters
+	m.waiters = NewWaiters()
+	m.sink = m.waiters
+	if opts.Sink != nil {
+		m.sink = chainSink{m.waiters, opts.Sink}
 	}
 	return m
 }
@@ -161,8 +162,7 @@ func (m *Manager) Send(ctx context.Context, d *policy.Delegation, from policy.Ma
 // message (Client.Send), and returns the message the filter sent back. The
 // whole round trip is bounded by the service's timeout and by ctx; a
 // message that is not back by then is an error wrapping ErrTimeout (or
-// ctx's cause). The result is counted in Options.Metrics. It needs the
-// Manager's own Waiters (Options.Sink nil).
+// ctx's cause). The result is counted in Options.Metrics.
 func (m *Manager) RoundTrip(ctx context.Context, d *policy.Delegation, from policy.MailAddr, rcpts []policy.MailAddr, msg []byte) (Returned, error) {
 	r, err := m.roundTrip(ctx, d, from, rcpts, msg)
 	if m.opts.Metrics != nil && d != nil && d.Service != nil {
@@ -174,9 +174,6 @@ func (m *Manager) RoundTrip(ctx context.Context, d *policy.Delegation, from poli
 func (m *Manager) roundTrip(ctx context.Context, d *policy.Delegation, from policy.MailAddr, rcpts []policy.MailAddr, msg []byte) (Returned, error) {
 	if d == nil || d.Service == nil {
 		return Returned{}, errors.New("delegate: the delegation names no smtp service")
-	}
-	if m.waiters == nil {
-		return Returned{}, errors.New("delegate: this Manager hands returned messages to its Sink; use Send")
 	}
 	svc := d.Service
 	var cancel context.CancelFunc
@@ -238,4 +235,17 @@ func (m *Manager) Close(ctx context.Context) error {
 		errs = append(errs, r.Close(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// chainSink hands a returned message to its first Sink, and to the
+// second when the first knows no delegation with its id: the milter's
+// Waiters and the spool's delegated queue share the receivers.
+type chainSink struct{ first, second Sink }
+
+func (c chainSink) Return(ctx context.Context, m Returned) error {
+	err := c.first.Return(ctx, m)
+	if errors.Is(err, ErrUnknownID) {
+		return c.second.Return(ctx, m)
+	}
+	return err
 }

@@ -180,3 +180,75 @@ func (s *Session) FailDelegation(ctx context.Context, err error) Decision {
 	}
 	return s.Delivery(ctx)
 }
+
+// PendingDelegation is what a front end keeps of a delegation waiting for
+// its message, to resume the rules at its directive later, possibly in
+// another process (the standalone spool's delegated queue): the
+// delegation, and the envelope and delivery choices the rules had made
+// when they reached it. The message itself is not in it: it comes back
+// from the filter.
+type PendingDelegation struct {
+	Stage     Stage  `json:"stage"`
+	Directive string `json:"directive"`
+	Index     int    `json:"index"` // the directive's index in its stage
+	ID        string `json:"id"`
+	// Envelope is the transaction as the rules left it when they reached
+	// the directive (Transaction.Save).
+	Envelope   Saved            `json:"envelope"`
+	Deliveries []DeliveryChoice `json:"deliveries,omitempty"`
+	// Delegations counts the delegations of the transaction so far.
+	Delegations int `json:"delegations"`
+}
+
+// SaveDelegation returns what must be kept of the pending delegation to
+// RestoreDelegation it later; ok is false when no delegation waits.
+func (s *Session) SaveDelegation() (p PendingDelegation, ok bool) {
+	tx := s.Tx
+	dl := tx.Delegation()
+	if dl == nil {
+		return PendingDelegation{}, false
+	}
+	p = PendingDelegation{
+		Stage: dl.Stage, Directive: dl.Directive, Index: dl.index, ID: dl.ID,
+		Envelope: tx.Save(), Delegations: tx.delegations,
+	}
+	for _, r := range tx.Rcpts {
+		if d, found := tx.deliveries[r.key()]; found {
+			d.Rcpt = r
+			p.Deliveries = append(p.Deliveries, d)
+		}
+	}
+	return p, true
+}
+
+// RestoreDelegation puts a saved pending delegation back on a session
+// rebuilt with policy.Resume, so that Session.Resume runs the directive's
+// body with the message that came back, then the rest of the rules. The
+// envelope and delivery choices are the ones saved with it. It fails when
+// the session's rules no longer have that delegate directive at that
+// place (they were reloaded since).
+func (s *Session) RestoreDelegation(p PendingDelegation) (*Delegation, error) {
+	if p.Stage != PostQ && p.Stage != Delivery {
+		return nil, fmt.Errorf("delegation %q: stage %s cannot delegate", p.ID, p.Stage)
+	}
+	ds := s.Rules.stages[p.Stage]
+	if p.Index < 0 || p.Index >= len(ds) || ds[p.Index].Kind != DelegateKind || ds[p.Index].Name != p.Directive {
+		return nil, fmt.Errorf("delegation %q: the rules have no delegate directive %q at this place in the %s stage any more", p.ID, p.Directive, p.Stage)
+	}
+	d := ds[p.Index]
+	svc, _ := d.Service.AsHost().(*service.SMTP)
+	tx := s.Tx
+	e := p.Envelope
+	tx.MailFrom, tx.MailAt = e.MailFrom, e.MailAt
+	tx.Rcpts = append([]MailAddr(nil), e.Rcpts...)
+	if len(tx.Rcpts) > 0 {
+		tx.current = tx.Rcpts[len(tx.Rcpts)-1]
+	}
+	tx.deliveries = nil
+	for _, dc := range p.Deliveries {
+		tx.setDelivery(dc)
+	}
+	tx.delegations = max(tx.delegations, p.Delegations)
+	tx.delegation = &Delegation{Stage: p.Stage, Directive: d.Name, Pos: d.Pos, Service: svc, ID: p.ID, index: p.Index}
+	return tx.delegation, nil
+}

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -141,5 +142,54 @@ func TestDelegationHeaderDiff(t *testing.T) {
 	want = append(want, policy.Header{Name: "X-After", Value: ""})
 	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(s.Tx.Headers) != fmt.Sprint(want) {
 		t.Errorf("replayed %v\ntransaction %v\nwant %v", got, s.Tx.Headers, want)
+	}
+}
+
+// TestRestoreDelegation saves a pending delegation, rebuilds the session
+// as a spool does after a restart, and resumes it at the directive.
+func TestRestoreDelegation(t *testing.T) {
+	ctx := context.Background()
+	s := delegationSession(t)
+	d := s.EndOfMessage(ctx, []policy.Header{{Name: "Subject", Value: "hi"}}, []byte("body\r\n"))
+	if d.Action != policy.ActionDelegate {
+		t.Fatalf("decision %+v, want a delegation", d)
+	}
+	p, ok := s.SaveDelegation()
+	if !ok || p.ID != d.Delegation.ID || p.Directive != "scan" || p.Stage != policy.PostQ {
+		t.Fatalf("saved %+v, %v", p, ok)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back policy.PendingDelegation
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	r := policy.Resume(s.Rules, policy.SessionOptions{}, s.Tx.Save(), []policy.Header{{Name: "Subject", Value: "hi"}}, []byte("body\r\n"))
+	dl, err := r.RestoreDelegation(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl.ID != p.ID || dl.Service == nil || dl.Service.Address != "127.0.0.1:10026" || r.Tx.Delegation() != dl {
+		t.Fatalf("restored %+v", dl)
+	}
+	d = r.Resume(ctx, []policy.Header{
+		{Name: policy.DelegationHeader, Value: dl.HeaderValue()},
+		{Name: "X-Scanned", Value: "clean"}, {Name: "Subject", Value: "hi"},
+	}, []byte("body\r\n"))
+	if d.Action != policy.ActionDelegate || d.Delegation.Directive != "second" || d.Delegation.ID == p.ID {
+		t.Fatalf("decision %+v, want the second delegation", d)
+	}
+	if got := r.Tx.Headers; len(got) < 3 || got[len(got)-1].Name != "X-After" || got[len(got)-1].Value != "clean" {
+		t.Errorf("headers %+v", got)
+	}
+	if _, ok := policy.NewSession(s.Rules, policy.SessionOptions{}).SaveDelegation(); ok {
+		t.Error("a session without delegation saved one")
+	}
+	bad := back
+	bad.Directive = "gone"
+	if _, err := policy.Resume(s.Rules, policy.SessionOptions{}, s.Tx.Save(), nil, nil).RestoreDelegation(bad); err == nil {
+		t.Error("restoring a delegation the rules do not have succeeded")
 	}
 }

@@ -32,7 +32,25 @@
 //	refuse 5xx   every recipient fails permanently: DSN, dead queue
 //	refuse 4xx   (a 4xx code, or a script error under on_error = tempfail)
 //	             the message is deferred and the rules run again next time
-//	delegate     not supported from the spool: FailDelegation, on_error
+//	delegate     the message waits in delegated/ for the filter (below);
+//	             without Options.Delegator: FailDelegation, on_error
+//
+// # Delegation
+//
+// A delegate directive (SEMANTICS §7) writes delegated.eml (the message
+// as the filter gets it) and delegation.json (the delegation: its id,
+// stage, directive and service, the envelope and delivery choices the
+// rules had made, the attempts) into the message's directory, moves it to
+// delegated/, sends the message with Options.Delegator, and only then
+// records it as sent, with its deadline (now + the service's timeout).
+// The filter sends it back to a receiver whose Sink calls Spool.Return:
+// matched by its id, the message is written to returned.eml, and a
+// worker resumes the rules at the directive (Session.RestoreDelegation,
+// Session.Resume). A send that fails, or a message not back by its
+// deadline, is sent again after the backoff; after RetryMax retries every
+// recipient fails: DSN, dead queue. Open resumes the delegated messages
+// whose return is on disk and waits for the others' deadline. Each
+// result is counted when Options.Metrics has a Delegation method.
 //
 // A DSN the spool makes runs only the delivery stage: it is routed like
 // any message, but not filtered, as it comes from this host.
@@ -60,6 +78,7 @@
 //	Dir/incoming/<id>/       accepted; the rules after the queue have not run
 //	Dir/working/<id>/        due now, or being processed
 //	Dir/deferred/<id>/       waiting for its next attempt
+//	Dir/delegated/<id>/      handed to a delegate directive's filter, until it returns
 //	Dir/dead/<id>/           finished with failures; kept for the administrator
 //	AppDir/<name>/<id>.eml   a quarantined message, and <id>.json its envelope
 //
@@ -73,6 +92,9 @@
 //	               delivered, failed) with the last failure; the attempts,
 //	               the next attempt, why it is dead, the DSN sent
 //	final.eml      the message as the rules left it, when they changed it
+//	delegation.json, delegated.eml, returned.eml
+//	               a delegation's record, the message sent to the filter,
+//	               the message it sent back (see Delegation)
 //
 // # Durability
 //
@@ -84,9 +106,10 @@
 // a crash or kill -9 at any point:
 //
 //	Every message for which Enqueue returned nil is either
-//	 (a) a complete directory in incoming/, working/ or deferred/, whose
-//	     state.json (or, before any, its envelope) lists as pending every
-//	     recipient not yet recorded as delivered or failed; or
+//	 (a) a complete directory in incoming/, working/, deferred/ or
+//	     delegated/, whose state.json (or, before any, its envelope)
+//	     lists as pending every recipient not yet recorded as delivered
+//	     or failed; or
 //	 (b) finished: each recipient delivered (the transport said the copy
 //	     was durable), discarded or quarantined by the rules, or failed, in
 //	     which case the message is in dead/ and, unless the sender is null,
@@ -94,9 +117,9 @@
 //
 // What a message still needs is read from its own files, never from the
 // queue that holds it: the queue only says when to look at it again. Open
-// schedules everything in incoming/, working/ and deferred/, and the
-// processing of a message is idempotent, so a restart finishes every
-// accepted message at least once. Its steps, and what a crash after each
+// schedules everything in incoming/, working/, deferred/ and delegated/,
+// and the processing of a message is idempotent, so a restart finishes
+// every accepted message at least once. Its steps, and what a crash after each
 // one costs:
 //
 //   - The rules run, then the plan (state.json, and final.eml first) is

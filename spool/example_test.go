@@ -81,5 +81,5 @@ func Example() {
 	// Subject: hello
 	//
 	// Hi Bob.
-	// map[dead:0 deferred:0 incoming:0 working:0]
+	// map[dead:0 deferred:0 delegated:0 incoming:0 working:0]
 }

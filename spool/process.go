@@ -18,14 +18,26 @@ import (
 )
 
 // errDelegation is the failure of a delegate directive reached from the
-// spool.
-var errDelegation = errors.New("delegation is not supported for messages in the spool")
+// spool when it has no Options.Delegator.
+var errDelegation = errors.New("delegation is not configured for messages in the spool")
 
 // process takes one message one step further: the rules if they have not
 // run, then a delivery round; then it finishes the message, defers it or
 // (when ctx ended) leaves it where it is.
 func (s *Spool) process(ctx context.Context, j job) {
 	log := s.log.With("id", j.id)
+	if !s.claim(j.id, j.queue == QueueDelegated) {
+		if j.queue != QueueDelegated {
+			// A stale wake-up of a delegation holds it for a moment.
+			s.sched.add(j, time.Now().Add(20*time.Millisecond))
+		}
+		return
+	}
+	defer s.release(j.id)
+	if j.queue == QueueDelegated {
+		s.processDelegated(ctx, log, j)
+		return
+	}
 	if j.queue == QueueDeferred {
 		m := &message{id: j.id, queue: j.queue}
 		if err := s.move(m, QueueWorking); err != nil {
@@ -98,9 +110,21 @@ func (s *Spool) runRules(ctx context.Context, log hclog.Logger, m *message) (don
 	} else {
 		d = sess.AfterQueue(ctx)
 	}
+	return s.decided(ctx, log, m, sess, d)
+}
+
+// decided acts on the decision of the rules after the queue, run on m by
+// sess: a delegation, a discard, a quarantine, a refusal, or the delivery
+// plan; done as for runRules.
+func (s *Spool) decided(ctx context.Context, log hclog.Logger, m *message, sess *policy.Session, d policy.Decision) (done bool) {
 	if d.Action == policy.ActionDelegate {
-		d = sess.FailDelegation(ctx, errDelegation)
+		if s.opts.Delegator == nil {
+			d = sess.FailDelegation(ctx, errDelegation)
+		} else if ctx.Err() == nil {
+			return s.delegateOut(ctx, log, m, sess)
+		}
 	}
+	saved := m.env.Saved
 	if ctx.Err() != nil {
 		// Shutting down: the rules' verdict may be the deadline's.
 		s.requeue(m)

@@ -66,8 +66,21 @@ type Options struct {
 	Workers int
 	// Logger receives the spool's log; nil discards it.
 	Logger hclog.Logger
-	// Metrics, when set, is told the size of each queue as it changes.
+	// Metrics, when set, is told the size of each queue as it changes;
+	// when it also has a Delegation(service, result string) method (as
+	// package metrics' Metrics does), each delegation's result.
 	Metrics Metrics
+	// Delegator sends the messages of delegate directives to their
+	// filters (a delegate.Manager whose Sink routes the spool's returns
+	// to Spool.Return). Nil: a delegation fails, as a script error
+	// (on_error).
+	Delegator Delegator
+}
+
+// Delegator sends a delegated message to the filter of a delegation;
+// *delegate.Manager is one.
+type Delegator interface {
+	Send(ctx context.Context, d *policy.Delegation, from policy.MailAddr, rcpts []policy.MailAddr, msg []byte) error
 }
 
 // Metrics receives the spool's gauges.
@@ -91,6 +104,11 @@ type Spool struct {
 	mu     sync.Mutex
 	counts map[string]int
 	live   map[string]bool // the ids of every message directory
+
+	dmu       sync.Mutex
+	busy      map[string]bool     // the ids a worker holds; true: wake it again after
+	delegated map[string]string   // delegation id → message id, for the delegations waiting
+	ended     map[string]struct{} // delegation ids that came back or were given up
 }
 
 // Open opens the spool below opts.Dir, creating its directories, and
@@ -138,6 +156,7 @@ func Open(opts Options) (*Spool, error) {
 	s := &Spool{
 		opts: opts, log: opts.Logger, resolver: opts.Resolver,
 		counts: map[string]int{}, live: map[string]bool{},
+		busy: map[string]bool{}, delegated: map[string]string{}, ended: map[string]struct{}{},
 	}
 	if s.resolver == nil {
 		s.resolver = net.DefaultResolver
@@ -197,7 +216,9 @@ func (s *Spool) recover() error {
 			// whose move to deferred/ a crash cut short); unreadable ones
 			// are left to the worker, which moves them to dead/.
 			due := now
-			if m, err := s.load(q, id); err == nil && m.st.NextAttempt.After(now) {
+			if q == QueueDelegated {
+				due = s.recoverDelegated(id, now)
+			} else if m, err := s.load(q, id); err == nil && m.st.NextAttempt.After(now) {
 				due = m.st.NextAttempt
 			}
 			s.sched.add(job{id: id, queue: q}, due)
@@ -206,9 +227,10 @@ func (s *Spool) recover() error {
 	for _, q := range queues {
 		s.report(q, s.counts[q])
 	}
-	if n := s.counts[QueueIncoming] + s.counts[QueueWorking] + s.counts[QueueDeferred]; n > 0 {
+	if n := s.counts[QueueIncoming] + s.counts[QueueWorking] + s.counts[QueueDeferred] + s.counts[QueueDelegated]; n > 0 {
 		s.log.Info("recovered messages", "incoming", s.counts[QueueIncoming],
-			"working", s.counts[QueueWorking], "deferred", s.counts[QueueDeferred], "dead", s.counts[QueueDead])
+			"working", s.counts[QueueWorking], "deferred", s.counts[QueueDeferred],
+			"delegated", s.counts[QueueDelegated], "dead", s.counts[QueueDead])
 	}
 	return nil
 }
@@ -307,7 +329,7 @@ func (s *Spool) forget(id string) {
 }
 
 // Stats returns the number of messages in each queue: incoming, working,
-// deferred and dead.
+// deferred, delegated and dead.
 func (s *Spool) Stats() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,11 +20,14 @@ const (
 	QueueIncoming = "incoming" // accepted; the rules after the queue have not run
 	QueueWorking  = "working"  // due now or being processed
 	QueueDeferred = "deferred" // waiting for the next attempt
-	QueueDead     = "dead"     // finished with failures, kept for the administrator
+	// QueueDelegated holds the messages handed to a delegate directive's
+	// filter, until they come back (or the delegation is given up).
+	QueueDelegated = "delegated"
+	QueueDead      = "dead" // finished with failures, kept for the administrator
 )
 
-// queues lists the queue directories; the first three are scheduled by Open.
-var queues = [...]string{QueueIncoming, QueueWorking, QueueDeferred, QueueDead}
+// queues lists the queue directories; all but dead are scheduled by Open.
+var queues = [...]string{QueueIncoming, QueueWorking, QueueDeferred, QueueDelegated, QueueDead}
 
 // tmpDir is the scratch directory below Options.Dir, emptied by Open.
 const tmpDir = "tmp"
@@ -35,7 +38,11 @@ const (
 	fileEnvelope = "envelope.json" // the transaction as accepted; never changed
 	fileState    = "state.json"    // what was done and what is left; replaced atomically
 	fileFinal    = "final.eml"     // the message as the rules left it, when they changed it
-	tmpSuffix    = ".tmp"          // a file being written; removed at recovery
+	// The files of a delegated message (see delegated.go).
+	fileDelegation = "delegation.json" // the pending delegation; replaced atomically
+	fileDelegated  = "delegated.eml"   // the message as handed to the filter
+	fileReturned   = "returned.eml"    // the message as the filter sent it back
+	tmpSuffix      = ".tmp"            // a file being written; removed at recovery
 )
 
 // envelope is envelope.json: the transaction as the SMTP server accepted it.

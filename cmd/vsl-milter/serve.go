@@ -80,7 +80,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	// The receivers of the rules' delegate directives; they outlive the
 	// milter's sessions, which may wait on them until Shutdown returns.
-	delegator := delegate.NewManager(delegate.Options{Hostname: cfg.Server.Domain, Logger: log.Named("delegate"), Metrics: m})
+	ifs := cfg.Server.Interfaces
+	standalone := len(ifs.Addr)+len(ifs.AddrSubmission)+len(ifs.AddrSubmissions) > 0
+	// The returns no milter session waits for go to the spool's delegated
+	// queue (standalone mode), once it is open.
+	spoolSink := &spoolReturns{standalone: standalone}
+	delegator := delegate.NewManager(delegate.Options{Hostname: cfg.Server.Domain, Logger: log.Named("delegate"), Metrics: m, Sink: spoolSink})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -92,8 +97,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	observer := observers{m, logging.Observer{Log: log.Named("rules")}}
 	milterOn := cfg.Milter.Listen != ""
-	ifs := cfg.Server.Interfaces
-	standalone := len(ifs.Addr)+len(ifs.AddrSubmission)+len(ifs.AddrSubmissions) > 0
 	if !milterOn && !standalone {
 		fmt.Fprintln(stderr, `vsl-milter: nothing to serve: [milter] listen is "off" and [server.interfaces] lists no address`)
 		return 1
@@ -145,13 +148,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			Dir: cfg.Server.Queues.Dirpath, AppDir: cfg.App.Dirpath, Rules: current.Load, SessionOpts: sessOpts,
 			Agent: agent, Resolver: spool.StaticMX(cfg.Resolver.MX, nil), Hostname: cfg.Server.Domain,
 			RetryPeriod: cfg.Server.Queues.Delivery.DeferredRetryPeriod, RetryMax: cfg.Server.Queues.Delivery.DeferredRetryMax,
-			Logger: log.Named("spool"), Metrics: m,
+			Logger: log.Named("spool"), Metrics: m, Delegator: delegator,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "vsl-milter: spool: %v\n", err)
 			return 1
 		}
 		defer sp.Close()
+		spoolSink.sp.Store(sp)
 		smtpSrv, err = smtpd.New(smtpd.Options{
 			Config: cfg, Rules: current.Load, Queue: sp, Observer: observer, Logger: log.Named("smtp"), Metrics: m,
 			OnError: onError(cfg), Deadline: cfg.Milter.StageDeadline,
@@ -231,6 +235,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 	}
+}
+
+// spoolReturns hands returned delegated messages to the spool (a
+// delegate.Sink behind the milter's waiters).
+type spoolReturns struct {
+	standalone bool // a spool is coming: until it is open, returns are deferred
+	sp         atomic.Pointer[spool.Spool]
+}
+
+func (r *spoolReturns) Return(ctx context.Context, m delegate.Returned) error {
+	if sp := r.sp.Load(); sp != nil {
+		return sp.Return(ctx, m)
+	}
+	if r.standalone {
+		return errors.New("the spool is not open yet")
+	}
+	return fmt.Errorf("delegation %q: %w", m.ID, delegate.ErrUnknownID)
 }
 
 // reload recompiles the configuration's rules; on any error the old rules
