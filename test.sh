@@ -12,13 +12,13 @@ cd "$(dirname "$0")"
 
 fuzztime=${FUZZTIME:-20s}
 
-if ! command -v swaks >/dev/null || ! [ -x /usr/sbin/postfix ]; then
+if ! command -v swaks >/dev/null || ! [ -x /usr/sbin/postfix ] || ! perl -MNet::SSLeay -e1 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "== installing postfix and swaks (Debian packages) for the end-to-end tests"
+    echo "== installing postfix and swaks (with its TLS module) for the end-to-end tests"
     apt-get update -q >/dev/null
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     echo "postfix postfix/mailname string test.localdomain" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix swaks >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix swaks libnet-ssleay-perl libio-socket-ssl-perl >/dev/null
   else
     echo "== postfix/swaks missing and not root: the end-to-end tests will skip"
   fi
