@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -69,7 +70,7 @@ func (a *Agent) deliverMaildir(_ context.Context, root, dir string, m *localMess
 	if err != nil {
 		return err
 	}
-	if err := syncDir(newDir); err != nil {
+	if err := durable.SyncDir(newDir); err != nil {
 		// The copy may not survive a crash: take it back, so that the
 		// retry that the temporary failure causes makes no duplicate.
 		os.Remove(newPath)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -80,7 +81,7 @@ func (a *Agent) deliverMbox(ctx context.Context, root, path string, m *localMess
 	if old == 0 {
 		// The file may be new (made by this call or a concurrent one):
 		// make its directory entry durable too.
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(path)); err != nil {
 			return err
 		}
 	}

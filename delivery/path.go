@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -109,29 +110,13 @@ func makeDirs(root string, dirs ...string) error {
 				return fmt.Errorf("create directory: %w", err)
 			}
 			if !synced[next] {
-				if err := syncDir(cur); err != nil {
+				if err := durable.SyncDir(cur); err != nil {
 					return err
 				}
 				synced[next] = true
 			}
 			cur = next
 		}
-	}
-	return nil
-}
-
-// syncDir fsyncs a directory, making the entries created in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

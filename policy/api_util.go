@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy/object"
 	"github.com/vsl-milter/vsl-milter/vsl"
 )
@@ -172,37 +173,13 @@ func writeFn(dump bool) func(*runCtx, *vsl.Call, []vsl.Value) (vsl.Value, error)
 			data = rc.tx.MessageText()
 			name += ".eml"
 		}
-		if err := writeFileAtomic(filepath.Join(target, name), data); err != nil {
+		if err := durable.WriteFile(filepath.Join(target, name), data, 0o640); err != nil {
 			return vsl.Value{}, err
 		}
 		return vsl.Value{}, nil
 	}
 }
 
-// writeFileAtomic writes data to path through a temporary file, fsynced
-// and renamed, so that readers never see a partial file.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
 
 // ---- Message headers that carry addresses ----
 

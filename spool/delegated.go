@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vsl-milter/vsl-milter/delegate"
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 	"github.com/vsl-milter/vsl-milter/policy/service"
 )
@@ -262,7 +263,7 @@ func (s *Spool) delegateOut(ctx context.Context, log hclog.Logger, m *message, s
 	// A return of an earlier delegation is no longer needed (its id no
 	// longer matches the record's anyway).
 	if err := os.Remove(s.file(m, fileReturned)); err == nil {
-		syncDir(dir)
+		durable.SyncDir(dir)
 	}
 	if err := s.move(m, QueueDelegated); err != nil {
 		// Not delegated yet: the rules run again at the next attempt.

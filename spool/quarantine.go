@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -68,7 +69,7 @@ func (s *Spool) quarantine(ctx context.Context, name, id string, saved policy.Sa
 			return fmt.Errorf("spool: quarantine: %w", err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: quarantine: %w", err)
 	}
 	return nil

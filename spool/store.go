@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -195,10 +196,10 @@ func (s *Spool) move(m *message, queue string) error {
 	s.counted(m.queue, -1)
 	s.counted(queue, +1)
 	m.queue = queue
-	if err := syncDir(s.path(queue)); err != nil {
+	if err := durable.SyncDir(s.path(queue)); err != nil {
 		return err
 	}
-	return syncDir(from)
+	return durable.SyncDir(from)
 }
 
 // remove deletes m's directory: it is renamed out of its queue at once
@@ -209,7 +210,7 @@ func (s *Spool) remove(m *message) error {
 	if err := os.Rename(s.path(m.queue, m.id), trash); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", m.id, m.queue, err)
 	}
-	err := syncDir(s.path(m.queue))
+	err := durable.SyncDir(s.path(m.queue))
 	if rerr := os.RemoveAll(trash); err == nil && rerr != nil {
 		err = fmt.Errorf("remove %s: %w", trash, rerr)
 	}
@@ -241,14 +242,14 @@ func (s *Spool) create(id string, env envelope, msg []byte) error {
 	if err := writeFileSync(filepath.Join(dir, fileEnvelope), b); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := os.Rename(dir, s.path(QueueIncoming, id)); err != nil {
 		return fmt.Errorf("move into incoming: %w", err)
 	}
 	done = true
-	return syncDir(s.path(QueueIncoming))
+	return durable.SyncDir(s.path(QueueIncoming))
 }
 
 // writeFileSync creates path (which must not exist) with data, fsynced.
@@ -284,7 +285,7 @@ func replaceFile(dir, name string, data []byte) error {
 	if err := os.Rename(filepath.Join(dir, name+tmpSuffix), filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("rename into %s: %w", name, err)
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // writeTemp writes data to dir/name.tmp, fsynced, replacing a leftover.
@@ -294,23 +295,6 @@ func writeTemp(dir, name string, data []byte) error {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
 	return writeSyncClose(f, data)
-}
-
-// syncDir fsyncs a directory, so that the names created, renamed or
-// removed in it survive a crash.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory to sync: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // mkdirSync creates dir and its missing parents with mode 0700, fsyncing
@@ -335,7 +319,7 @@ func mkdirSync(dir string) error {
 		}
 		return fmt.Errorf("create directory: %w", err)
 	}
-	return syncDir(parent)
+	return durable.SyncDir(parent)
 }
 
 // validID reports whether id can name a message directory: 1 to 64

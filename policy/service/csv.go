@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/vsl-milter/vsl-milter/internal/durable"
 	"github.com/vsl-milter/vsl-milter/vsl"
 )
 
@@ -550,23 +551,10 @@ func writeAtomic(path string, data []byte, old os.FileInfo) (os.FileInfo, error)
 		os.Remove(tmp)
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return fi, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // csvKey converts a key argument: a string, or a host value (an address,
