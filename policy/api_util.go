@@ -180,7 +180,6 @@ func writeFn(dump bool) func(*runCtx, *vsl.Call, []vsl.Value) (vsl.Value, error)
 	}
 }
 
-
 // ---- Message headers that carry addresses ----
 
 // rewriteFromHeader replaces the address of the From: header, keeping the
