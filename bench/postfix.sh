@@ -32,7 +32,7 @@ for t in postfix smtp-source smtp-sink postconf postqueue; do
   command -v $t >/dev/null || [ -x /usr/sbin/$t ] || { echo "bench/postfix.sh: $t missing (run ./test.sh as root once)" >&2; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/lib.sh
 W=$(mktemp -d /tmp/vsl-bench-XXXXXX); chmod 755 "$W"
 PF=$(free_port); SINK=$(free_port); NOOP=$(free_port); VSL=$(free_port)
 pids=()
@@ -45,10 +45,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building vsl-milter and noop-milter..." >&2
-mkdir -p "$W/bin" "$W/etc" "$W/queue" "$W/data" "$W/rules" "$W/mail"
+mkdir -p "$W/bin" "$W/rules" "$W/mail"
 go build -o "$W/bin/vsl-milter" ./cmd/vsl-milter
 (cd bench && go build -o "$W/bin/noop-milter" ./cmd/noop-milter)
-chown postfix "$W/data"
 
 cp contrib/examples/doe-family/{main.vsl,objects.vsl,blacklist.txt} "$W/rules/"
 if [ -n "$unix" ]; then
@@ -78,39 +77,10 @@ EOF
 "$W/bin/noop-milter" "${noop_args[@]}" 2>"$W/noop.log" & pids+=($!); noop_pid=$!
 smtp-sink -u postfix "127.0.0.1:$SINK" 256 & pids+=($!)
 
-sed -E 's/^smtp( +)inet/#smtp\1inet/' /usr/share/postfix/master.cf.dist > "$W/etc/master.cf"
-echo "127.0.0.1:$PF inet n - n - - smtpd" >> "$W/etc/master.cf"
-cat > "$W/etc/main.cf" <<EOF
-compatibility_level = 3.7
-queue_directory = $W/queue
-data_directory = $W/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$SINK
-smtpd_relay_restrictions = permit_mynetworks, reject
-local_transport = error:5.1.1 local delivery disabled
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-maillog_file = $W/postfix.log
-maillog_file_prefixes = $W
-default_process_limit = 100
+start_private_postfix "$W" "$PF" "relayhost = [127.0.0.1]:$SINK
 milter_protocol = 6
 milter_default_action = tempfail
-smtpd_milters =
-EOF
-postconf -c "$W/etc" -F '*/*/chroot = n' >/dev/null
-postfix -c "$W/etc" start >/dev/null 2>&1
-sleep 2
+smtpd_milters ="
 
 cpu_ms() { # user+system CPU time of a process, in ms
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
@@ -152,7 +122,6 @@ for r in $(seq 1 "$rounds"); do
 done
 grep -q "warning: .*Milter" "$W/postfix.log" && { echo "postfix logged milter warnings:" >&2; grep "Milter" "$W/postfix.log" | tail -5 >&2; }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 base=$(echo "${rate[none]}" | median)
 mode="one message per session"; [ -n "$reuse" ] && mode="many messages per session (-d)"
 if [ -n "$unix" ]; then mode="$mode, milters on unix sockets"; else mode="$mode, milters on TCP loopback"; fi

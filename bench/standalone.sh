@@ -27,7 +27,7 @@ for t in postfix smtp-source postconf postsuper; do
   command -v $t >/dev/null || [ -x /usr/sbin/$t ] || { echo "bench/standalone.sh: $t missing (run ./test.sh as root once)" >&2; exit 1; }
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+. bench/lib.sh
 W=$(mktemp -d /tmp/vsl-bench-sa-XXXXXX); chmod 755 "$W"
 PF=$(free_port); VSL=$(free_port)
 pids=()
@@ -40,9 +40,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building vsl-milter..." >&2
-mkdir -p "$W/bin" "$W/etc" "$W/queue" "$W/data" "$W/spool" "$W/app"
+mkdir -p "$W/bin" "$W/spool" "$W/app"
 go build -o "$W/bin/vsl-milter" ./cmd/vsl-milter
-chown postfix "$W/data"
 
 cat > "$W/main.vsl" <<'EOF'
 #{ preq: [ rule "hold everything" || quarantine("bench") ] }
@@ -69,37 +68,8 @@ level = "warn"
 EOF
 "$W/bin/vsl-milter" serve -c "$W/vsmtp.toml" 2>"$W/vsl.log" & pids+=($!)
 
-sed -E 's/^smtp( +)inet/#smtp\1inet/' /usr/share/postfix/master.cf.dist > "$W/etc/master.cf"
-echo "127.0.0.1:$PF inet n - n - - smtpd" >> "$W/etc/master.cf"
-cat > "$W/etc/main.cf" <<EOF
-compatibility_level = 3.7
-queue_directory = $W/queue
-data_directory = $W/data
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.bench.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = check_recipient_access static:HOLD, permit_mynetworks, reject
-local_transport = error:5.1.1 local delivery disabled
-alias_maps =
-alias_database =
-local_recipient_maps =
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-message_size_limit = 20000000
-maillog_file = $W/postfix.log
-maillog_file_prefixes = $W
-default_process_limit = 100
-EOF
-postconf -c "$W/etc" -F '*/*/chroot = n' >/dev/null
-postfix -c "$W/etc" start >/dev/null 2>&1
-sleep 2
+start_private_postfix "$W" "$PF" "smtpd_recipient_restrictions = check_recipient_access static:HOLD, permit_mynetworks, reject
+message_size_limit = 20000000"
 
 run_one() { # target size -> msgs_per_s
   local port=$1 size=$2 t0 t1
@@ -129,7 +99,6 @@ done
 held=$(find "$W/app/bench" -name '*.eml' 2>/dev/null | wc -l)
 echo "last vsl round: $held messages in the quarantine (want $messages)" >&2
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
 echo "Standalone: smtp-source -s $sessions -m $messages, every message held, fsync on; median of $rounds interleaved rounds"
 echo
