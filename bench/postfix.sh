@@ -85,13 +85,16 @@ smtpd_milters ="
 cpu_ms() { # user+system CPU time of a process, in ms
   awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) * 1000 / hz }' "/proc/$1/stat"
 }
+busy_ms() { # CPU time the whole machine spent busy (not idle, not waiting for I/O), in ms
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) * 1000 / hz }' /proc/stat
+}
 drain() { # wait until Postfix's queue is empty
   for _ in $(seq 1 600); do
     [ -z "$(postqueue -c "$W/etc" -j 2>/dev/null | head -c 1)" ] && return
     sleep 0.2
   done
 }
-run_one() { # config -> "msgs_per_s cpu_ms_per_msg"
+run_one() { # config -> "msgs_per_s milter_cpu_ms_per_msg machine_cpu_ms_per_msg"
   local cfg=$1 milter="" pid=""
   case $cfg in
     none) milter="" ;;
@@ -103,21 +106,24 @@ run_one() { # config -> "msgs_per_s cpu_ms_per_msg"
   sleep 1.5
   local c0=0 c1=0
   [ -n "$pid" ] && c0=$(cpu_ms "$pid")
-  local t0 t1
+  local t0 t1 b0 b1
+  b0=$(busy_ms)
   t0=$(date +%s.%N)
   smtp-source $reuse -s "$sessions" -m "$messages" -l "$size" -M client.example -f s@example.org -t r@example.net "127.0.0.1:$PF"
   t1=$(date +%s.%N)
   [ -n "$pid" ] && c1=$(cpu_ms "$pid")
   drain
-  awk -v m="$messages" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" 'BEGIN { printf "%.1f %.3f\n", m / (t1 - t0), (c1 - c0) / m }'
+  b1=$(busy_ms)
+  awk -v m="$messages" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v b0="$b0" -v b1="$b1" \
+    'BEGIN { printf "%.1f %.3f %.3f\n", m / (t1 - t0), (c1 - c0) / m, (b1 - b0) / m }'
 }
 
-declare -A rate cpu
+declare -A rate cpu busy
 for r in $(seq 1 "$rounds"); do
   for cfg in none noop vsl; do
-    read -r mps cms < <(run_one $cfg)
-    rate[$cfg]+="$mps "; cpu[$cfg]+="$cms "
-    echo "round $r: $cfg $mps msg/s, milter CPU $cms ms/msg" >&2
+    read -r mps cms bms < <(run_one $cfg)
+    rate[$cfg]+="$mps "; cpu[$cfg]+="$cms "; busy[$cfg]+="$bms "
+    echo "round $r: $cfg $mps msg/s, milter CPU $cms ms/msg, machine CPU $bms ms/msg" >&2
   done
 done
 grep -q "warning: .*Milter" "$W/postfix.log" && { echo "postfix logged milter warnings:" >&2; grep "Milter" "$W/postfix.log" | tail -5 >&2; }
@@ -128,11 +134,11 @@ if [ -n "$unix" ]; then mode="$mode, milters on unix sockets"; else mode="$mode,
 echo
 echo "Postfix + milters, smtp-source -s $sessions -m $messages -l $size, $mode; median of $rounds interleaved rounds"
 echo
-printf "| %-28s | %10s | %14s | %22s |\n" "configuration" "msg/s" "ratio to none" "milter CPU ms/msg"
-printf "|%s|%s|%s|%s|\n" "------------------------------" "------------" "----------------" "------------------------"
+printf "| %-28s | %10s | %14s | %18s | %19s |\n" "configuration" "msg/s" "ratio to none" "milter CPU ms/msg" "machine CPU ms/msg"
+printf "|%s|%s|%s|%s|%s|\n" "------------------------------" "-----------:" "---------------:" "-------------------:" "--------------------:"
 for cfg in none noop vsl; do
-  m=$(echo "${rate[$cfg]}" | median); c=$(echo "${cpu[$cfg]}" | median)
+  m=$(echo "${rate[$cfg]}" | median); c=$(echo "${cpu[$cfg]}" | median); b=$(echo "${busy[$cfg]}" | median)
   name=$cfg; [ $cfg = none ] && name="Postfix alone"; [ $cfg = noop ] && name="no-op go-milter"; [ $cfg = vsl ] && name="vsl-milter + Doe rules"
   [ $cfg = none ] && c="-"
-  printf "| %-28s | %10s | %14s | %22s |\n" "$name" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$c"
+  printf "| %-28s | %10s | %14s | %18s | %19s |\n" "$name" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$c" "$b"
 done

@@ -39,7 +39,9 @@ func TestOnError(t *testing.T) {
 			"connect": answered("connect", deny554), "mail": answered("mail", deny554),
 			"rcpt": answered("rcpt", deny554), "preq": atEOM(deny554), "delivery": atEOM(deny554)}},
 		{policy.OnErrorAccept, map[string]string{
-			"connect": atEOM("accept"), "mail": atEOM("accept"), "rcpt": atEOM("accept"), "preq": atEOM("accept"), "delivery": atEOM("accept")}},
+			"connect": atEOM("accept"), "mail": atEOM("accept"), "rcpt": atEOM("accept"), "preq": atEOM("accept"),
+			// the delivery stage runs at DATA, and nothing is left to do
+			"delivery": atData("accept")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.onError.String(), func(t *testing.T) {

@@ -232,3 +232,56 @@ func TestMaxMessageSize(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeliveryAtData checks a delivery stage that cannot read the message
+// (the Doe family's): it runs at DATA, a message for outside recipients is
+// accepted there without its content, and a message with a local
+// recipient goes on to its end, where the decision taken at DATA delivers
+// the local copy, without running the stage again.
+func TestDeliveryAtData(t *testing.T) {
+	h := newHarness(t, "unix", `#{
+  rcpt: [ action "bcc jenny" || if rcpt() == "jenny@doe-family.com" { bcc("jane@doe-family.com") } ],
+  delivery: [
+    action "setup delivery" || {
+      log("info", "delivery stage for " + ctx().rcpt_list.len() + " recipients");
+      for r in ctx().rcpt_list { if r.domain == "doe-family.com" { maildir(r.to_string()) } else { deliver(r.to_string()) } }
+    },
+  ],
+}`)
+	msg := defaultMessage()
+	if got, want := h.run(msg), atData("accept"); got != want {
+		t.Errorf("outside recipient: transcript:\n%s\nwant:\n%s", got, want)
+	}
+	if n := len(h.deliverer.deliveries()); n != 0 {
+		t.Errorf("outside recipient: %d local deliveries, want 0", n)
+	}
+
+	msg.rcpts = []string{"jenny@doe-family.com", "rcpt@example.net"}
+	want := `connect: continue
+helo: continue
+mail: continue
+rcpt <jenny@doe-family.com>: continue
+rcpt <rcpt@example.net>: continue
+eom: accept
+  DelRcpt "<jenny@doe-family.com>"
+`
+	if got := h.run(msg); got != want {
+		t.Errorf("family recipient: transcript:\n%s\nwant:\n%s", got, want)
+	}
+	ds := h.deliverer.deliveries()
+	if len(ds) != 1 {
+		t.Fatalf("family recipient: %d local deliveries, want 1", len(ds))
+	}
+	if got, want := strings.Join(ds[0].rcpts, " "), "maildir:jenny@doe-family.com maildir:jane@doe-family.com"; got != want {
+		t.Errorf("delivered to %s, want %s", got, want)
+	}
+	if want := "From: Sender <sender@example.org>\r\nTo: rcpt@example.net\r\nSubject: Hello\r\n\r\nHello there.\r\n"; ds[0].msg != want {
+		t.Errorf("delivered message:\n%q\nwant:\n%q", ds[0].msg, want)
+	}
+	if got := strings.Count(h.logs.String(), "delivery stage for"); got != 2 {
+		t.Errorf("the delivery stage ran %d times for two messages, want 2:\n%s", got, h.logs.String())
+	}
+	if got, want := h.metrics.counts(), "accept=2"; got != want {
+		t.Errorf("transactions counted: %s, want %s", got, want)
+	}
+}

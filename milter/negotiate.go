@@ -44,9 +44,13 @@ type plan struct {
 	rules                     *policy.Rules
 	connect, helo, mail, rcpt callback
 	message                   bool // headers and body are sent (one-way)
-	protocol                  milter.OptProtocol
-	actions                   milter.OptAction
-	serverOptions             []milter.Option
+	// data: DATA is answered. The delivery stage runs there when it
+	// cannot read the message (policy.Rules.DeliversBeforeMessage), and a
+	// message left with nothing to do is accepted without its content.
+	data          bool
+	protocol      milter.OptProtocol
+	actions       milter.OptAction
+	serverOptions []milter.Option
 }
 
 // newPlan decides the negotiation for rules. A stage's data is needed when
@@ -65,9 +69,16 @@ type plan struct {
 //   - envrcpt: answered when rcpt has directives, one-way when preq, postq
 //     or delivery have some, off otherwise.
 //   - headers and body: sent one-way when preq, postq or delivery have
-//     directives, off otherwise. DATA, end of header and unknown commands
-//     are never needed. The end of message always comes (the protocol has
-//     no way to turn it off): it applies what the rules recorded.
+//     directives, off otherwise. End of header and unknown commands are
+//     never needed. The end of message always comes (the protocol has no
+//     way to turn it off), unless the milter accepted or refused the
+//     message earlier: it applies what the rules recorded.
+//   - DATA: answered when the headers and body are sent but only the
+//     delivery stage, blind to the message, follows the envelope
+//     (policy.Rules.DeliversBeforeMessage): the delivery stage runs at
+//     DATA, and a message that then needs nothing more (no local
+//     delivery, no modification, no quarantine) is accepted there, so the
+//     MTA sends neither its content nor its end. Off otherwise.
 //
 // The header (and body) also come, one-way, when a rule set without rules
 // after DATA calls set_header, rename_header or remove_header before it:
@@ -119,8 +130,12 @@ func newPlan(rules *policy.Rules) *plan {
 		rcpt:    pick(decides(policy.Rcpt), from(policy.Rcpt)),
 		message: from(policy.PreQ) || editsHeaderEarly(rules),
 	}
-	proto := milter.OptNoData | milter.OptNoDataReply | milter.OptNoEOH | milter.OptNoEOHReply |
+	p.data = p.message && rules.DeliversBeforeMessage()
+	proto := milter.OptNoEOH | milter.OptNoEOHReply |
 		milter.OptNoUnknown | milter.OptNoUnknownReply | milter.OptNoHeaderReply | milter.OptNoBodyReply
+	if !p.data {
+		proto |= milter.OptNoData | milter.OptNoDataReply
+	}
 	for _, cb := range []struct {
 		c         callback
 		off, none milter.OptProtocol

@@ -53,6 +53,7 @@ func negotiated(s *gomilter.ClientSession) string {
 // answers its rule set needs.
 func TestNegotiation(t *testing.T) {
 	const never = "data=off eoh=off unknown=off"
+	const early = "data=reply eoh=off unknown=off" // the delivery stage runs at DATA
 	tests := []struct {
 		name, rules, want string
 	}{
@@ -69,9 +70,13 @@ func TestNegotiation(t *testing.T) {
 		{"actions only: nothing to answer", `#{ connect: [ action "c" || log("info", "c") ], rcpt: [ action "r" || bcc("x@example.org") ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=off body=off " + never + " modify"},
 		{"the Doe family: a mail rule, a rcpt action, a delivery action", `#{ mail: [ rule "m" || next() ], rcpt: [ action "r" || () ], deliver: [ action "d" || () ] }`,
-			"connect=one-way helo=one-way mail=reply rcpt=one-way header=one-way body=one-way " + never + " modify"},
+			"connect=one-way helo=one-way mail=reply rcpt=one-way header=one-way body=one-way " + early + " modify"},
 		{"a delivery rule", `#{ deliver: [ action "d" || deliver_all() ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
+		{"a delivery rule that reads the message", `#{ deliver: [ action "d" || if has_header("X-Local") { maildir_all() } ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
+		{"a header edit before the message, no rules after it", `#{ rcpt: [ action "r" || set_header("X-Seen", "yes") ] }`,
+			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
 		{"a delegate directive", `service av smtp = #{ delegator: #{ address: "127.0.0.1:10026" }, receiver: "127.0.0.1:10025" };
 #{ postq: [ delegate av "scan" || next() ] }`,
 			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify+body"},

@@ -214,8 +214,34 @@ func (s *session) RcptTo(rcpt string, _ string, m milter.Modifier) (resp *milter
 	return s.answer(m, policy.Rcpt, d)
 }
 
-// Data is never negotiated.
-func (s *session) Data(m milter.Modifier) (*milter.Response, error) {
+// Data, negotiated only when the delivery stage cannot read the message
+// (plan.data), runs the delivery stage once the envelope is complete. A
+// message that then needs nothing more (no local delivery, no
+// modification, no quarantine, no refusal) is accepted, so that the MTA
+// sends neither its header nor its body nor its end: the client gets the
+// same 250 as from an accept at the end of the message. Any other decision
+// is answered at the end of the message, where SEMANTICS §8 answers the
+// delivery stage, without running the stage again.
+func (s *session) Data(m milter.Modifier) (resp *milter.Response, err error) {
+	defer s.recoverData(&resp)
+	if s.tx.done || !s.plan.data {
+		return milter.RespContinue, nil
+	}
+	s.ensureConnected(m)
+	s.tx.active = true
+	if s.tx.pending != nil || s.connPending != nil {
+		return milter.RespContinue, nil // a refusal the end of the message answers
+	}
+	ctx, ka := s.begin(m, policy.Delivery)
+	d, ok := s.ps.DeliveryBeforeMessage(ctx)
+	ka.stop()
+	if ok && d.Action == policy.ActionContinue && s.nothingPending() {
+		s.logScriptError(policy.Delivery, d)
+		s.finish("accept", d, nil)
+		s.endTransaction()
+		s.tx.done = true
+		return milter.RespAccept, nil
+	}
 	return milter.RespContinue, nil
 }
 

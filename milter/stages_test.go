@@ -44,6 +44,17 @@ func atEOM(answer string, mods ...string) string {
 	return b.String()
 }
 
+// atData is the transcript of the default message answered at DATA: the
+// delivery stage, blind to the message, ran there and left nothing to do.
+func atData(answer string) string {
+	var b strings.Builder
+	for _, ev := range events {
+		b.WriteString(ev + ": continue\n")
+	}
+	b.WriteString("data: " + answer + "\n")
+	return b.String()
+}
+
 // TestStatusAtEveryStage runs every status at every stage and checks the
 // answers the MTA gets (SEMANTICS §8), on a unix socket and on TCP.
 func TestStatusAtEveryStage(t *testing.T) {
@@ -55,22 +66,27 @@ func TestStatusAtEveryStage(t *testing.T) {
 		info550   = "550 5.7.1 go away"
 	)
 	ok := atEOM("accept")
+	// A delivery stage that cannot read the message runs at DATA; when it
+	// leaves nothing to do, the message is accepted there. Refusals,
+	// discards and quarantines are still answered at the end of the
+	// message (SEMANTICS §8).
+	okData := atData("accept")
 	tests := []struct {
 		status string
 		want   [7]string // connect, helo, mail, rcpt, preq, postq, delivery
 	}{
-		{"next()", [7]string{ok, ok, ok, ok, ok, ok, ok}},
-		{"accept()", [7]string{ok, ok, ok, ok, ok, ok, ok}},
-		{"state::accept()", [7]string{ok, ok, ok, ok, ok, ok, ok}},
+		{"next()", [7]string{ok, ok, ok, ok, ok, ok, okData}},
+		{"accept()", [7]string{ok, ok, ok, ok, ok, ok, okData}},
+		{"state::accept()", [7]string{ok, ok, ok, ok, ok, ok, okData}},
 		// faccept: the MTA may skip everything after it, as nothing is pending.
-		{"faccept()", [7]string{answered("connect", "accept"), answered("helo", "accept"), answered("mail", "accept"), ok, ok, ok, ok}},
+		{"faccept()", [7]string{answered("connect", "accept"), answered("helo", "accept"), answered("mail", "accept"), ok, ok, ok, okData}},
 		// deny after the queue: discarded (the client would have had its 250).
 		{"deny()", [7]string{answered("connect", deny554), answered("helo", deny554), answered("mail", deny554), answered("rcpt", deny554), atEOM(deny554), atEOM("discard"), atEOM("discard")}},
 		{`deny("451 4.7.1 try later")`, [7]string{answered("connect", deny451), answered("helo", deny451), answered("mail", deny451), answered("rcpt", deny451), atEOM(deny451), atEOM("discard"), atEOM("discard")}},
 		{"reject()", [7]string{answered("connect", reject451), answered("helo", reject451), answered("mail", reject451), answered("rcpt", reject451), atEOM(reject451), atEOM(reject451), atEOM(reject451)}},
 		{`info("550 5.7.1 go away")`, [7]string{answered("connect", info550), answered("helo", info550), answered("mail", info550), answered("rcpt", info550), atEOM(info550), atEOM(info550), atEOM(info550)}},
 		// info with a 2xx code cannot be sent through the milter protocol: the command goes on.
-		{`info("250 2.0.0 fine")`, [7]string{ok, ok, ok, ok, ok, ok, ok}},
+		{`info("250 2.0.0 fine")`, [7]string{ok, ok, ok, ok, ok, ok, okData}},
 		{`quarantine("held")`, [7]string{
 			atEOM("accept", `Quarantine "held"`), atEOM("accept", `Quarantine "held"`), atEOM("accept", `Quarantine "held"`), atEOM("accept", `Quarantine "held"`),
 			atEOM("accept", `Quarantine "held"`), atEOM("accept", `Quarantine "held"`), atEOM("accept", `Quarantine "held"`)}},

@@ -51,6 +51,9 @@ func defineAPI(env *vsl.Env) {
 			if rc.stage < f.from {
 				return vsl.Value{}, fmt.Errorf("not available at the %s stage: it can be used from %s on (%s)", rc.stage, f.from, stagesFrom(f.from))
 			}
+			if rc.tx.beforeMessage && readsMessage[c.Name()] {
+				return vsl.Value{}, fmt.Errorf("internal error: the delivery stage runs before the message arrives, but reads it; please report this rule set")
+			}
 			return f.fn(rc, c, args)
 		}
 		for _, n := range f.names {

@@ -26,6 +26,9 @@ type Rules struct {
 	Warnings []syntax.Error
 	src      []byte          // the entry file's source, for snippets
 	calls    map[string]bool // the functions the entry file calls (Calls)
+	// earlyDelivery: the delivery stage may run before the message
+	// arrives (DeliversBeforeMessage).
+	earlyDelivery bool
 }
 
 // WarningsDetailed renders the warnings with their source lines and a
@@ -91,6 +94,7 @@ func Load(path string, src []byte, opts Options) (*Rules, error) {
 	}
 	r.Warnings = lint(f, r)
 	r.calls = calledNames(f)
+	r.earlyDelivery = deliversBeforeMessage(r, prog.Files())
 	return r, nil
 }
 

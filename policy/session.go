@@ -108,6 +108,9 @@ type Session struct {
 	Rules *Rules
 	Tx    *Transaction
 	Opts  SessionOptions
+	// early is the delivery stage's decision when it ran before the
+	// message (DeliveryBeforeMessage), for EndOfMessage.
+	early *Decision
 }
 
 // NewSession starts a session on rules.
@@ -196,6 +199,7 @@ func (s *Session) Mail(ctx context.Context, from MailAddr, messageID string) Dec
 	if tx.reached > Authenticate || tx.inMessage {
 		tx.Reset()
 	}
+	s.early = nil
 	tx.MailFrom, tx.MailAt = from, time.Now()
 	tx.cache = valueCache{}
 	if messageID == "" {
@@ -252,7 +256,18 @@ func (s *Session) AfterQueue(ctx context.Context) Decision {
 // EndOfMessage runs preq, postq and delivery for a message that arrived
 // (milter mode: all at end of message) and returns the first decision that
 // is not ActionContinue, or the last one.
+//
+// When the delivery stage ran before the message (DeliveryBeforeMessage),
+// it is not run again: its decision is returned after preq and postq.
 func (s *Session) EndOfMessage(ctx context.Context, headers []Header, body []byte) Decision {
+	if early := s.early; early != nil {
+		// preq and postq have no directives (Rules.DeliversBeforeMessage):
+		// running them would only repeat a status that finished the
+		// transaction at delivery as theirs.
+		s.early = nil
+		s.Tx.SetMessage(headers, body)
+		return *early
+	}
 	d := s.Message(ctx, headers, body)
 	if d.Action != ActionContinue {
 		return d

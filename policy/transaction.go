@@ -50,21 +50,24 @@ type Transaction struct {
 	// session generated).
 	MessageID string
 
-	stage       Stage
-	reached     Stage // the furthest stage run, for getters' availability
-	inMessage   bool  // the message (headers and body) has arrived
-	mods        []Modification
-	deferred    []headerOp // header changes made before the message arrived
-	connHdrs    []headerOp // the part of deferred made at connect/helo: kept for every transaction
-	deliveries  map[string]DeliveryChoice
-	refused     []Refusal
-	current     MailAddr // the recipient being checked at rcpt (rcpt() later: the last one)
-	finished    *Verdict // the finished status that ends rule processing
-	sessionFin  *Verdict // a finished status at connect/helo: it holds for every transaction
-	cache       valueCache
-	rc          runCtx      // what the API builtins see of the stage running on it
-	delegation  *Delegation // the delegation in progress
-	delegations int         // delegations so far in this transaction
+	stage     Stage
+	reached   Stage // the furthest stage run, for getters' availability
+	inMessage bool  // the message (headers and body) has arrived
+	// beforeMessage: the delivery stage runs before the message arrives
+	// (Session.DeliveryBeforeMessage); the message's functions fail.
+	beforeMessage bool
+	mods          []Modification
+	deferred      []headerOp // header changes made before the message arrived
+	connHdrs      []headerOp // the part of deferred made at connect/helo: kept for every transaction
+	deliveries    map[string]DeliveryChoice
+	refused       []Refusal
+	current       MailAddr // the recipient being checked at rcpt (rcpt() later: the last one)
+	finished      *Verdict // the finished status that ends rule processing
+	sessionFin    *Verdict // a finished status at connect/helo: it holds for every transaction
+	cache         valueCache
+	rc            runCtx      // what the API builtins see of the stage running on it
+	delegation    *Delegation // the delegation in progress
+	delegations   int         // delegations so far in this transaction
 }
 
 // valueCache keeps the script values of envelope fields, so that rules

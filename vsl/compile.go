@@ -179,6 +179,7 @@ func (c *compiler) errorf(pos syntax.Position, format string, args ...any) {
 
 func (c *compiler) compileFile(f *syntax.File) *modCode {
 	mc := &modCode{
+		file:    f,
 		path:    f.Path,
 		src:     f.Src,
 		globals: map[string]*binding{},

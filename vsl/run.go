@@ -286,6 +286,7 @@ type Program struct {
 type modCode struct {
 	path    string
 	src     []byte
+	file    *syntax.File // the parsed file, for Program.Files
 	body    code
 	nslots  int
 	globals map[string]*binding    // top-level bindings by name
@@ -308,6 +309,28 @@ func (p *Program) Env() *Env { return p.env }
 
 // Path returns the path of the program's entry file.
 func (p *Program) Path() string { return p.main.path }
+
+// Files returns the syntax trees of the program's files: the entry file
+// first, then every module it imports, directly or not, each once, in the
+// order of their first import. Tools analyse them; they must not change
+// them.
+func (p *Program) Files() []*syntax.File {
+	var out []*syntax.File
+	seen := map[*modCode]bool{}
+	var walk func(mc *modCode)
+	walk = func(mc *modCode) {
+		if mc == nil || seen[mc] {
+			return
+		}
+		seen[mc] = true
+		out = append(out, mc.file)
+		for _, imp := range mc.imports {
+			walk(imp)
+		}
+	}
+	walk(p.main)
+	return out
+}
 
 // Run evaluates the program's top level on th and returns the value of its
 // last expression (or of a top-level `return`). Afterwards the top-level
