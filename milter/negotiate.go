@@ -174,6 +174,8 @@ func newPlan(rules *policy.Rules) *plan {
 	}
 	p.serverOptions = []milter.Option{
 		milter.WithNegotiationCallback(p.negotiate),
+		// trackedConn bounds the writes it gathers (writeTimeout).
+		milter.WithWriteTimeout(0),
 		milter.WithMacroRequest(milter.StageConnect, []milter.MacroName{macroServerName, macroDaemonAddr, macroDaemonPort, macroTLSVersion}),
 		milter.WithMacroRequest(milter.StageHelo, []milter.MacroName{macroTLSVersion}),
 		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{macroQueueID, macroAuthAuthen, macroAuthType, macroTLSVersion}),

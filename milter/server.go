@@ -377,6 +377,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // a packet of length 0 and on connect, envfrom or envrcpt data without the
 // NUL that ends their first string. A bad packet fails the read, and
 // go-milter closes the connection.
+//
+// It also gathers what go-milter writes into one write per answer:
+// go-milter writes each packet's header and data separately, and the
+// modifications at the end of a message come as packets of their own
+// before the answer, so an end of message that deletes two recipients
+// would cost the MTA and the milter five writes and reads instead of one.
+// Bytes are queued until a packet other than a modification ends (an
+// answer, a progress notification, the negotiation), or before the next
+// read from the MTA, whichever comes first.
 type trackedConn struct {
 	net.Conn
 	log     hclog.Logger
@@ -386,6 +395,13 @@ type trackedConn struct {
 	once    sync.Once
 	err     error
 	closed  chan struct{}
+
+	wmu       sync.Mutex
+	out       []byte    // queued bytes
+	outHdr    [5]byte   // the header (length, code) of the packet being queued
+	outHdrN   int       // how much of outHdr has been queued
+	outLeft   int       // data bytes of that packet still to come
+	deadlined time.Time // when the write deadline was last moved
 }
 
 func newTrackedConn(c net.Conn, log hclog.Logger) *trackedConn {
@@ -397,9 +413,88 @@ func newTrackedConn(c net.Conn, log hclog.Logger) *trackedConn {
 // allocate up to 512 MiB for a length an MTA announces.
 const maxPacket = 4 << 20
 
-// Read hands go-milter the bytes of checked packets.
+// writeTimeout bounds each write to the MTA (go-milter's default for its
+// own writes, which the server turns off: see trackedConn.flush).
+const writeTimeout = 10 * time.Second
+
+// maxQueued is how many bytes Write queues at most before sending them.
+const maxQueued = 64 << 10
+
+// Write queues p, and sends what is queued when an answer ends (see
+// trackedConn). An error is that of sending.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.out = append(c.out, p...)
+	send := false
+	for rest := p; len(rest) > 0; {
+		if c.outHdrN < len(c.outHdr) {
+			n := copy(c.outHdr[c.outHdrN:], rest)
+			c.outHdrN, rest = c.outHdrN+n, rest[n:]
+			if c.outHdrN < len(c.outHdr) {
+				break
+			}
+			c.outLeft = int(binary.BigEndian.Uint32(c.outHdr[:4])) - 1
+		} else {
+			n := min(c.outLeft, len(rest))
+			c.outLeft, rest = c.outLeft-n, rest[n:]
+		}
+		if c.outLeft <= 0 { // the packet is complete
+			c.outHdrN, c.outLeft = 0, 0
+			if !modification(c.outHdr[4]) {
+				send = true
+			}
+		}
+	}
+	if send || len(c.out) >= maxQueued {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// modification reports whether a packet the milter sends with code is a
+// modification, which an answer always follows.
+func modification(code byte) bool {
+	switch code {
+	case '+', '-', '2', 'b', 'e', 'h', 'i', 'm', 'q':
+		return true
+	}
+	return false
+}
+
+// flush sends the queued bytes; c.wmu is held. The write deadline is moved
+// writeTimeout ahead at most once a second, rather than set and cleared
+// around every packet as go-milter does (two timer updates per packet), so
+// a write may get a second less than writeTimeout.
+func (c *trackedConn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	if now := time.Now(); now.Sub(c.deadlined) > time.Second {
+		c.Conn.SetWriteDeadline(now.Add(writeTimeout))
+		c.deadlined = now
+	}
+	_, err := c.Conn.Write(c.out)
+	if cap(c.out) > maxQueued {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	return err
+}
+
+// Read hands go-milter the bytes of checked packets. Before it waits for
+// the MTA, it sends what is still queued.
 func (c *trackedConn) Read(p []byte) (int, error) {
 	if len(c.pending) == 0 {
+		c.wmu.Lock()
+		err := c.flush()
+		c.wmu.Unlock()
+		if err != nil {
+			return 0, err
+		}
 		if err := c.nextPacket(); err != nil {
 			return 0, err
 		}
@@ -460,7 +555,9 @@ func checkPacket(code byte, data []byte) error {
 	return nil
 }
 
-// Close closes the connection once and signals it.
+// Close closes the connection once and signals it. Nothing queued is
+// lost that matters: every answer is sent when it ends, so what may be
+// queued is the start of an answer the MTA will not get anyway.
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.err = c.Conn.Close()
