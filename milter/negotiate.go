@@ -2,6 +2,7 @@ package milter
 
 import (
 	"fmt"
+	"strings"
 
 	milter "github.com/d--j/go-milter"
 
@@ -240,4 +241,31 @@ func (p *plan) negotiate(mtaVersion, _ uint32, mtaActions, _ milter.OptAction, m
 		return 0, 0, 0, 0, fmt.Errorf("milter: the MTA speaks milter protocol version %d; 2 to 6 are supported", mtaVersion)
 	}
 	return min(mtaVersion, milter.MaxServerProtocolVersion), p.actions & mtaActions, p.protocol & mtaProtocol, offered, nil
+}
+
+// Describe tells in one line what a milter connection running rules asks
+// of the MTA: which events it is sent, which of them wait for its answer,
+// and whether the delivery stage runs at DATA. The check command prints
+// it, so that an administrator sees what a rule set costs the MTA.
+func Describe(rules *policy.Rules) string {
+	p := newPlan(rules)
+	word := func(c callback) string {
+		switch c {
+		case cbReply:
+			return "answered"
+		case cbOneWay:
+			return "one-way"
+		}
+		return "off"
+	}
+	parts := []string{"connect " + word(p.connect), "helo " + word(p.helo), "mail " + word(p.mail), "rcpt " + word(p.rcpt)}
+	if p.data {
+		parts = append(parts, "data answered (the delivery stage runs there)")
+	}
+	body := "off"
+	if p.message {
+		body = "one-way"
+	}
+	parts = append(parts, "header and body "+body, "end of message answered")
+	return strings.Join(parts, ", ")
 }

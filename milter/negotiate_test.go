@@ -7,6 +7,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/vsl-milter/vsl-milter/milter"
+	"github.com/vsl-milter/vsl-milter/policy"
 )
 
 // negotiated renders what a client session negotiated: for each envelope
@@ -162,5 +163,24 @@ func TestMacros(t *testing.T) {
 	defer s.Close()
 	if act, err := s.Conn("client.example", gomilter.FamilyInet6, 4711, "2001:db8::1"); err != nil || act.Type != gomilter.ActionContinue {
 		t.Fatalf("connect: %v %v, want continue", act, err)
+	}
+}
+
+// TestDescribe checks the line the check command prints for a rule set.
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct{ rules, want string }{
+		{`#{}`, "connect off, helo off, mail off, rcpt off, header and body off, end of message answered"},
+		{`#{ rcpt: [ rule "r" || next() ], preq: [ rule "p" || if has_header("X") { deny() } else { next() } ] }`,
+			"connect one-way, helo one-way, mail one-way, rcpt answered, header and body one-way, end of message answered"},
+		{`#{ mail: [ rule "m" || next() ], delivery: [ action "d" || maildir_all() ] }`,
+			"connect one-way, helo one-way, mail answered, rcpt one-way, data answered (the delivery stage runs there), header and body one-way, end of message answered"},
+	} {
+		rules, err := policy.Load("main.vsl", []byte(tc.rules), policy.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := milter.Describe(rules); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.rules, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/vsl-milter/vsl-milter/milter"
 )
 
 // cmdCheck loads the configuration and the rules and prints every error and
@@ -42,5 +44,6 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		src = "the embedded default rules"
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d directive(s), %d warning(s)\n", src, n, len(rules.Warnings))
+	fmt.Fprintf(stdout, "milter: %s\n", milter.Describe(rules))
 	return 0
 }
