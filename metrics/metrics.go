@@ -98,6 +98,7 @@ type Metrics struct {
 	stageSeconds *prometheus.HistogramVec
 	transactions *prometheus.CounterVec
 	sessions     prometheus.Gauge
+	smtpSessions prometheus.Gauge
 	reloads      *prometheus.CounterVec
 	reloadOK     prometheus.Gauge
 	reloadTime   prometheus.Gauge
@@ -146,7 +147,12 @@ func New(version string) *Metrics {
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "milter_sessions",
-			Help:      "Milter or SMTP sessions currently open.",
+			Help:      "Milter sessions (MTA connections) currently open.",
+		}),
+		smtpSessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "smtp_sessions",
+			Help:      "SMTP client connections the standalone server currently serves.",
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
@@ -183,7 +189,7 @@ func New(version string) *Metrics {
 	buildInfo.Set(1)
 
 	m.reg.MustRegister(
-		m.verdicts, m.ruleErrors, m.stageSeconds, m.transactions, m.sessions,
+		m.verdicts, m.ruleErrors, m.stageSeconds, m.transactions, m.sessions, m.smtpSessions,
 		m.reloads, m.reloadOK, m.reloadTime, m.delegations, m.spool, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -322,6 +328,19 @@ func (m *Metrics) SessionOpened() { m.sessions.Inc() }
 
 // SessionClosed counts a session's end in vsl_milter_sessions.
 func (m *Metrics) SessionClosed() { m.sessions.Dec() }
+
+// SMTP returns the view of m the standalone SMTP server counts with: the
+// same metrics, except that its sessions go to vsl_smtp_sessions.
+func (m *Metrics) SMTP() SMTPMetrics { return SMTPMetrics{m} }
+
+// SMTPMetrics is Metrics as the SMTP server sees it (Metrics.SMTP).
+type SMTPMetrics struct{ *Metrics }
+
+// SessionOpened counts a new SMTP session in vsl_smtp_sessions.
+func (s SMTPMetrics) SessionOpened() { s.smtpSessions.Inc() }
+
+// SessionClosed counts an SMTP session's end in vsl_smtp_sessions.
+func (s SMTPMetrics) SessionClosed() { s.smtpSessions.Dec() }
 
 // Reload counts a configuration (re)load in vsl_config_reloads_total: a
 // failure when err is set, else a success, which also sets

@@ -241,6 +241,8 @@ func TestCounters(t *testing.T) {
 	m.SessionOpened()
 	m.SessionOpened()
 	m.SessionClosed()
+	m.SMTP().SessionOpened()
+	m.SMTP().Transaction(metrics.OutcomeAccept)
 	m.Delegation("clamav", "success")
 	m.Delegation("clamav", "success")
 	m.Delegation("spamd", "timeout")
@@ -260,9 +262,10 @@ func TestCounters(t *testing.T) {
 		want map[string]float64
 	}{
 		{"vsl_transactions_total", map[string]float64{
-			"outcome=accept": 2, "outcome=reject": 1, "outcome=tempfail": 0, "outcome=discard": 0, "outcome=quarantine": 1,
+			"outcome=accept": 3, "outcome=reject": 1, "outcome=tempfail": 0, "outcome=discard": 0, "outcome=quarantine": 1,
 		}},
 		{"vsl_milter_sessions", map[string]float64{"": 2}},
+		{"vsl_smtp_sessions", map[string]float64{"": 1}},
 		{"vsl_delegations_total", map[string]float64{"result=success,service=clamav": 2, "result=timeout,service=spamd": 1}},
 		{"vsl_spool_messages", map[string]float64{"queue=deferred": 5, "queue=working": 3}},
 		{"vsl_config_reloads_total", map[string]float64{"result=success": 1, "result=failure": 2}},
@@ -291,7 +294,7 @@ func TestEveryMetricHasHelp(t *testing.T) {
 	s := get(t, m.Handler(nil))
 	wantFams := []string{
 		"vsl_rule_verdicts_total", "vsl_rule_errors_total", "vsl_stage_duration_seconds",
-		"vsl_transactions_total", "vsl_milter_sessions", "vsl_config_reloads_total",
+		"vsl_transactions_total", "vsl_milter_sessions", "vsl_smtp_sessions", "vsl_config_reloads_total",
 		"vsl_config_last_reload_successful", "vsl_config_last_reload_success_timestamp_seconds",
 		"vsl_delegations_total", "vsl_spool_messages", "vsl_build_info",
 		"go_goroutines", "go_memstats_alloc_bytes", "promhttp_metric_handler_requests_total",

@@ -157,7 +157,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		defer sp.Close()
 		spoolSink.sp.Store(sp)
 		smtpSrv, err = smtpd.New(smtpd.Options{
-			Config: cfg, Rules: current.Load, Queue: sp, Observer: observer, Logger: log.Named("smtp"), Metrics: m,
+			Config: cfg, Rules: current.Load, Queue: sp, Observer: observer, Logger: log.Named("smtp"), Metrics: m.SMTP(),
 			OnError: onError(cfg), Deadline: cfg.Milter.StageDeadline,
 		})
 		if err != nil {
