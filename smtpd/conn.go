@@ -67,6 +67,7 @@ type conn struct {
 type txState struct {
 	active  bool // MAIL was accepted
 	from    policy.MailAddr
+	size    int64            // the message's size declared by MAIL FROM's SIZE, 0 if none
 	rcpts   int              // recipients the client gave that were accepted
 	refusal *policy.Decision // the last refused recipient
 }

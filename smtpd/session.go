@@ -184,7 +184,8 @@ func (c *conn) mail(arg string) {
 		c.reply(c.srv.replies.get(rSyntaxErrorParams))
 		return
 	}
-	if id, ok := c.checkMailParams(params); !ok {
+	size, id, ok := c.checkMailParams(params)
+	if !ok {
 		c.reply(c.srv.replies.get(id))
 		return
 	}
@@ -194,40 +195,42 @@ func (c *conn) mail(arg string) {
 		c.ps.Tx.Reset()
 		return
 	}
-	c.tx = txState{active: true, from: from}
+	c.tx = txState{active: true, from: from, size: size}
 	c.replyContinue(d, rOk)
 }
 
 // checkMailParams checks the ESMTP parameters of MAIL FROM: SIZE (against
-// message_size_limit), BODY, SMTPUTF8 and AUTH (accepted and ignored).
-func (c *conn) checkMailParams(params []string) (replyID, bool) {
+// message_size_limit), BODY, SMTPUTF8 and AUTH (accepted and ignored). It
+// returns the size the client declared, 0 without SIZE.
+func (c *conn) checkMailParams(params []string) (size int64, id replyID, ok bool) {
 	for _, p := range params {
 		key, value, _ := strings.Cut(p, "=")
 		switch strings.ToUpper(key) {
 		case "SIZE":
 			n, err := strconv.ParseInt(value, 10, 64)
 			if err != nil || n < 0 {
-				return rSyntaxErrorParams, false
+				return 0, rSyntaxErrorParams, false
 			}
 			if n > c.srv.cfg.Server.MessageSizeLimit {
-				return rMessageSizeExceeded, false
+				return 0, rMessageSizeExceeded, false
 			}
+			size = n
 		case "BODY":
 			switch strings.ToUpper(value) {
 			case "7BIT", "8BITMIME":
 			default:
-				return rParameterUnimplemented, false
+				return 0, rParameterUnimplemented, false
 			}
 		case "SMTPUTF8":
 			if value != "" {
-				return rSyntaxErrorParams, false
+				return 0, rSyntaxErrorParams, false
 			}
 		case "AUTH":
 		default:
-			return rParameterUnimplemented, false
+			return 0, rParameterUnimplemented, false
 		}
 	}
-	return 0, true
+	return size, 0, true
 }
 
 // rcpt runs RCPT TO: rcpt_count_max, then the rcpt stage, whose refusal

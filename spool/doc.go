@@ -80,7 +80,9 @@
 //	Dir/deferred/<id>/       waiting for its next attempt
 //	Dir/delegated/<id>/      handed to a delegate directive's filter, until it returns
 //	Dir/dead/<id>/           finished with failures; kept for the administrator
-//	AppDir/<name>/<id>.eml   a quarantined message, and <id>.json its envelope
+//	AppDir/<name>/<id>.eml   a quarantined message: one file, its envelope as
+//	                         X-VSL-/X-Envelope- header fields on top of the
+//	                         message (see Quarantined)
 //
 // A message directory holds:
 //

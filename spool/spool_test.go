@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -371,20 +372,26 @@ func TestQuarantine(t *testing.T) {
 			t.Fatalf("Quarantine(%q): %v", tc.name, err)
 		}
 		dir := filepath.Join(h.opts.AppDir, tc.dir)
-		b, err := os.ReadFile(filepath.Join(dir, s.MessageID+".eml"))
-		if err != nil || string(b) != testMsg {
-			t.Errorf("Quarantine(%q): %s holds %q, %v", tc.name, dir, b, err)
+		q, err := spool.ReadQuarantined(filepath.Join(dir, s.MessageID+".eml"))
+		if err != nil {
+			t.Errorf("Quarantine(%q): %v", tc.name, err)
+			continue
 		}
-		var rec struct {
-			Quarantine string       `json:"quarantine"`
-			Saved      policy.Saved `json:"saved"`
+		if q.Name != tc.name || q.Saved.MailFrom != s.MailFrom || !slices.Equal(q.Saved.Rcpts, s.Rcpts) || q.Saved.MessageID != s.MessageID {
+			t.Errorf("Quarantine(%q): envelope name %q, saved %+v", tc.name, q.Name, q.Saved)
 		}
-		jb, err := os.ReadFile(filepath.Join(dir, s.MessageID+".json"))
-		if err == nil {
-			err = json.Unmarshal(jb, &rec)
+		if string(q.Message) != testMsg {
+			t.Errorf("Quarantine(%q): %s holds the message %q", tc.name, dir, q.Message)
 		}
-		if err != nil || rec.Quarantine != tc.name || rec.Saved.MailFrom != s.MailFrom || len(rec.Saved.Rcpts) != 1 {
-			t.Errorf("Quarantine(%q): envelope %+v, %v", tc.name, rec, err)
+		// One file per message: no envelope beside it, no temporary file.
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if n := e.Name(); strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".tmp") || !strings.HasSuffix(n, ".eml") {
+				t.Errorf("Quarantine(%q): %s holds %s", tc.name, dir, n)
+			}
 		}
 	}
 	// Nothing was written outside AppDir.
@@ -447,10 +454,13 @@ func TestRulesAfterQueue(t *testing.T) {
 		name:  "quarantine after the queue",
 		rules: `#{ postq: [ action "tag" || append_header("X-Spam", "yes"), rule "hold" || quarantine("spam") ] }`,
 		check: func(t *testing.T, h *harness, mx, _ *sink, id string) {
-			b, err := os.ReadFile(filepath.Join(h.opts.AppDir, "spam", id+".eml"))
+			q, err := spool.ReadQuarantined(filepath.Join(h.opts.AppDir, "spam", id+".eml"))
+			if err != nil {
+				t.Fatalf("quarantined copy: %v", err)
+			}
 			want := strings.Replace(testMsg, "\r\n\r\n", "\r\nX-Spam: yes\r\n\r\n", 1)
-			if err != nil || string(b) != want {
-				t.Errorf("quarantined copy %q, %v", b, err)
+			if string(q.Message) != want || q.Name != "spam" || q.Saved.MessageID != id {
+				t.Errorf("quarantined copy %q (quarantine %q, id %q)", q.Message, q.Name, q.Saved.MessageID)
 			}
 			if len(mx.messages()) != 0 {
 				t.Error("a quarantined message was delivered")

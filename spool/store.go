@@ -261,9 +261,16 @@ func writeFileSync(path string, data []byte) error {
 	return writeSyncClose(f, data)
 }
 
-// writeSyncClose writes data to f, fsyncs and closes it.
-func writeSyncClose(f *os.File, data []byte) error {
-	_, err := f.Write(data)
+// writeSyncClose writes the slices of data to f one after the other (so
+// that content made of parts is not copied into one buffer first), fsyncs
+// and closes it.
+func writeSyncClose(f *os.File, data ...[]byte) error {
+	var err error
+	for _, d := range data {
+		if _, err = f.Write(d); err != nil {
+			break
+		}
+	}
 	if err != nil {
 		err = fmt.Errorf("write %s: %w", f.Name(), err)
 	} else if err = f.Sync(); err != nil {
@@ -288,13 +295,14 @@ func replaceFile(dir, name string, data []byte) error {
 	return durable.SyncDir(dir)
 }
 
-// writeTemp writes data to dir/name.tmp, fsynced, replacing a leftover.
-func writeTemp(dir, name string, data []byte) error {
+// writeTemp writes the slices of data, one after the other, to
+// dir/name.tmp, fsynced, replacing a leftover.
+func writeTemp(dir, name string, data ...[]byte) error {
 	f, err := os.OpenFile(filepath.Join(dir, name+tmpSuffix), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temporary file: %w", err)
 	}
-	return writeSyncClose(f, data)
+	return writeSyncClose(f, data...)
 }
 
 // mkdirSync creates dir and its missing parents with mode 0700, fsyncing
