@@ -313,6 +313,7 @@ func replyNames() []string {
 		"EhloPain", "EhloSecured", "Failure", "Greetings", "Helo", "Help", "MessageSizeExceeded", "Ok",
 		"ParameterUnimplemented", "SyntaxErrorParams", "Timeout", "TlsGoAhead", "TlsNotAvailable",
 		"TlsRequired", "TooManyError", "TooManyRecipients", "Unimplemented", "UnrecognizedCommand",
+		"TooManyHops", // ours: vSMTP v1 had no loop detection
 	}
 }
 

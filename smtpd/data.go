@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vsl-milter/vsl-milter/policy"
@@ -40,8 +41,29 @@ func (c *conn) data(arg string) {
 		return
 	}
 	headers, body := policy.SplitMessage(msg)
+	if n := hops(headers); n > maxHops {
+		c.log.Info("message refused: mail loop", "id", c.ps.Tx.MessageID, "received_fields", n, "limit", maxHops)
+		c.reply(c.srv.replies.get(rTooManyHops))
+		return
+	}
 	headers = append([]policy.Header{c.received()}, headers...)
 	c.queue(c.ps.Message(c.srv.ctx, headers, body))
+}
+
+// maxHops is how many Received fields a message may carry when it
+// arrives: one more is a mail loop (RFC 5321 §6.3: a server must not
+// refuse fewer than 100).
+const maxHops = 100
+
+// hops counts the Received fields of a message's header.
+func hops(headers []policy.Header) int {
+	n := 0
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, "Received") {
+			n++
+		}
+	}
+	return n
 }
 
 // queue acts on the preq decision: the message is refused, dropped, or

@@ -167,3 +167,30 @@ func BenchmarkData100KiB(b *testing.B) {
 		c.expect("221 Service closing transmission channel")
 	})
 }
+
+// TestMailLoop refuses a message that has been through more than 100
+// servers (RFC 5321 §6.3) with 554 5.4.6, and takes one that has been
+// through 100; the session goes on after the refusal.
+func TestMailLoop(t *testing.T) {
+	h := newHarness(t, "", setup{})
+	c := startData(t, h, "MAIL FROM:<joe@example.com>")
+	received := func(n int) {
+		for i := range n {
+			c.send(fmt.Sprintf("received: from hop%d.example by hop%d.example; Wed, 25 Nov 2026 13:00:00 +0000", i, i+1))
+		}
+	}
+	received(101)
+	c.send("Subject: loop", "", "body", ".")
+	c.expect("554 5.4.6 Too many hops: mail loop detected")
+	if n := len(h.queue.all()); n != 0 {
+		t.Fatalf("a looping message was queued (%d)", n)
+	}
+	c.send("MAIL FROM:<joe@example.com>", "RCPT TO:<jane@example.org>", "DATA")
+	c.expect("250 Ok", "250 Ok", "354 Start mail input; end with <CRLF>.<CRLF>")
+	received(100)
+	c.send("Subject: far", "", "body", ".")
+	c.expect("250 Ok")
+	if n := len(h.queue.all()); n != 1 {
+		t.Fatalf("queued %d messages, want 1", n)
+	}
+}

@@ -44,6 +44,7 @@ const (
 	rTooManyError
 	rTimeout
 	rTooManyRecipients
+	rTooManyHops // ours: a mail loop (vSMTP v1 has no such reply)
 	numReplies
 )
 
@@ -86,6 +87,7 @@ func defaultReplies() [numReplies]namedReply {
 		rTooManyError:                 {"TooManyError", object.Code{Code: 451, Text: "Too many errors from the client"}},
 		rTimeout:                      {"Timeout", object.Code{Code: 451, Text: "Timeout - closing connection"}},
 		rTooManyRecipients:            {"TooManyRecipients", object.Code{Code: 452, Text: "Requested action not taken: too many recipients"}},
+		rTooManyHops:                  {"TooManyHops", object.Code{Code: 554, Enhanced: "5.4.6", Text: "Too many hops: mail loop detected"}},
 	}
 }
 
