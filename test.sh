@@ -23,8 +23,29 @@ if ! command -v swaks >/dev/null || ! [ -x /usr/sbin/postfix ] || ! perl -MNet::
     echo "== postfix/swaks missing and not root: the end-to-end tests will skip"
   fi
 fi
+if ! command -v promtool >/dev/null || ! python3 -c 'import yaml' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing promtool (Debian's prometheus) and python3-yaml for the deploy/ checks"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus python3-yaml >/dev/null
+  fi
+fi
 if [ "${CI:-}" = true ]; then
   export VSL_E2E=1
+fi
+
+echo "== deploy/: manifests, alerts and dashboard"
+if command -v promtool >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+  for f in deploy/kubernetes/*.yaml deploy/prometheus/*.yml; do
+    python3 -c 'import sys, yaml; list(yaml.safe_load_all(open(sys.argv[1])))' "$f" || { echo "$f: not valid YAML"; exit 1; }
+  done
+  promtool check config deploy/prometheus/prometheus.yml >/dev/null
+  promtool test rules deploy/prometheus/alerts_test.yml >/dev/null
+  python3 deploy/grafana/check_queries.py >/dev/null
+elif [ "${CI:-}" = true ]; then
+  echo "promtool or python3-yaml missing"; exit 1
+else
+  echo "promtool or python3-yaml missing: skipped"
 fi
 
 echo "== gofmt"

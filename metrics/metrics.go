@@ -342,6 +342,16 @@ func (s SMTPMetrics) SessionOpened() { s.smtpSessions.Inc() }
 // SessionClosed counts an SMTP session's end in vsl_smtp_sessions.
 func (s SMTPMetrics) SessionClosed() { s.smtpSessions.Dec() }
 
+// Loaded records the configuration loaded at start-up, as Prometheus
+// records its own: vsl_config_last_reload_successful becomes 1 and
+// vsl_config_last_reload_success_timestamp_seconds now, without counting a
+// reload, so that an alert on a failed reload does not fire on an instance
+// never reloaded.
+func (m *Metrics) Loaded() {
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+}
+
 // Reload counts a configuration (re)load in vsl_config_reloads_total: a
 // failure when err is set, else a success, which also sets
 // vsl_config_last_reload_success_timestamp_seconds to now.

@@ -251,6 +251,10 @@ func TestCounters(t *testing.T) {
 	m.SpoolSize("deferred", 5)
 
 	before := time.Now()
+	m.Loaded()
+	if got := get(t, h).value(t, "vsl_config_last_reload_successful", ""); got != 1 {
+		t.Errorf("vsl_config_last_reload_successful = %v after the start-up load, want 1", got)
+	}
 	m.Reload(nil)
 	m.Reload(errors.New("bad rules"))
 	m.Reload(errors.New("bad rules"))

@@ -67,6 +67,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	}
 	m := metrics.New(version)
 	m.Preset(ruleKeys(rules))
+	m.Loaded()
 	var current atomic.Pointer[policy.Rules]
 	current.Store(rules)
 
