@@ -7,7 +7,8 @@
 #   2. whole milter sessions, vsl-milter against a no-op go-milter server
 #      (go test ./milter -bench Session in the main module);
 #   3. Postfix alone, with a no-op milter and with vsl-milter
-#      (bench/postfix.sh: needs root and postfix; skipped otherwise);
+#      (bench/postfix.sh, one message per session and --reuse: needs root
+#      and postfix; skipped otherwise);
 #   4. standalone mode (bench/standalone.sh, when it exists; with --quick it
 #      gets --quick if it takes it, else --rounds 1 --messages 1000 if it
 #      takes those).
@@ -74,12 +75,19 @@ if [ -z "$postfix" ]; then
 elif ! have_postfix; then
   echo "Skipped: needs root and postfix (\`./test.sh\` as root installs it)." > "$O/postfix.txt"
 else
-  postfix_cmd="bench/postfix.sh${postfix_flags[*]:+ ${postfix_flags[*]}}"
-  step "postfix: $postfix_cmd"
-  if ! "$bench/postfix.sh" "${postfix_flags[@]}" > "$O/postfix.txt" 2> "$O/postfix.log"; then
-    { echo "Failed: \`$postfix_cmd\` exited with an error; its last lines:"; echo; echo '```'; tail -5 "$O/postfix.log"; echo '```'; } > "$O/postfix.txt"
-  fi
-  cat "$O/postfix.log" >&2
+  # One message per SMTP session (a milter connection per message), then
+  # many (-d: Postfix reuses the milter connection).
+  postfix_cmd="bench/postfix.sh${postfix_flags[*]:+ ${postfix_flags[*]}}\` and \`bench/postfix.sh --reuse${postfix_flags[*]:+ ${postfix_flags[*]}}"
+  : > "$O/postfix.txt"
+  for mode in "" --reuse; do
+    step "postfix: bench/postfix.sh $mode ${postfix_flags[*]}"
+    if ! "$bench/postfix.sh" $mode "${postfix_flags[@]}" > "$O/postfix.part" 2> "$O/postfix.log"; then
+      { echo "Failed: \`bench/postfix.sh $mode\` exited with an error; its last lines:"; echo; echo '```'; tail -5 "$O/postfix.log"; echo '```'; } > "$O/postfix.part"
+    fi
+    { cat "$O/postfix.part"; echo; } >> "$O/postfix.txt"
+    cat "$O/postfix.log" >&2
+  done
+  rm -f "$O/postfix.part"
 fi
 
 standalone_cmd=""
