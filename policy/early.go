@@ -85,18 +85,13 @@ func collectCalls(n syntax.Node, into map[string]bool, g *callGraph) {
 			g.directives[n.Pos] = names
 			return false
 		case *syntax.CallExpr:
-			switch fn := n.Fn.(type) {
-			case *syntax.IdentExpr:
-				into[fn.Name] = true
-			case *syntax.PathExpr:
-				parts := make([]string, len(fn.Path))
-				for i, p := range fn.Path {
-					parts[i] = p.Name
-				}
-				into[strings.Join(parts, "::")] = true
-				into[parts[len(parts)-1]] = true // a module's script function
-			default:
-				into["call"] = true // a call of a computed value
+			name := calleeName(n.Fn)
+			if name == "" {
+				name = "call" // a call of a computed value
+			}
+			into[name] = true
+			if _, fn, ok := strings.Cut(name, "::"); ok {
+				into[fn[strings.LastIndex(fn, "::")+1:]] = true // a module's script function
 			}
 		case *syntax.MethodCallExpr:
 			into[n.Name] = true

@@ -153,17 +153,7 @@ func lint(f *syntax.File, r *Rules) []syntax.Error {
 				if !ok {
 					return true
 				}
-				var name string
-				switch fn := call.Fn.(type) {
-				case *syntax.IdentExpr:
-					name = fn.Name
-				case *syntax.PathExpr:
-					parts := make([]string, len(fn.Path))
-					for i, p := range fn.Path {
-						parts[i] = p.Name
-					}
-					name = strings.Join(parts, "::")
-				}
+				name := calleeName(call.Fn)
 				if from, ok := getterStage(name); ok && from > st && !ownFuncs[name] {
 					warn(call.Pos, "%s() is never available in stage %s: it can be used from %s on, so this %s fails at run time", name, st, from, d.Kind)
 				}
@@ -174,21 +164,30 @@ func lint(f *syntax.File, r *Rules) []syntax.Error {
 	return warns
 }
 
+// calleeName is the name a call names its function by: f, or ns::f for a
+// path; "" for a function computed by an expression.
+func calleeName(fn syntax.Expr) string {
+	switch fn := fn.(type) {
+	case *syntax.IdentExpr:
+		return fn.Name
+	case *syntax.PathExpr:
+		parts := make([]string, len(fn.Path))
+		for i, p := range fn.Path {
+			parts[i] = p.Name
+		}
+		return strings.Join(parts, "::")
+	}
+	return ""
+}
+
 // calledNames lists the names of every function the file calls.
 func calledNames(f *syntax.File) map[string]bool {
 	names := map[string]bool{}
 	syntax.InspectFile(f, func(n syntax.Node) bool {
 		switch n := n.(type) {
 		case *syntax.CallExpr:
-			switch fn := n.Fn.(type) {
-			case *syntax.IdentExpr:
-				names[fn.Name] = true
-			case *syntax.PathExpr:
-				parts := make([]string, len(fn.Path))
-				for i, p := range fn.Path {
-					parts[i] = p.Name
-				}
-				names[strings.Join(parts, "::")] = true
+			if name := calleeName(n.Fn); name != "" {
+				names[name] = true
 			}
 		case *syntax.MethodCallExpr:
 			names[n.Name] = true
