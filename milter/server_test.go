@@ -16,6 +16,7 @@ import (
 	gomilter "github.com/d--j/go-milter"
 
 	"github.com/vsl-milter/vsl-milter/milter"
+	"github.com/vsl-milter/vsl-milter/policy"
 )
 
 // dialerFunc adapts a function to go-milter's Dialer.
@@ -148,6 +149,84 @@ func TestConcurrentConnections(t *testing.T) {
 	wg.Wait()
 	if got := h.metrics.counts(); got != "accept=60" {
 		t.Errorf("metrics: %s", got)
+	}
+}
+
+// TestReloadUnderLoad swaps the rule set continuously while 20
+// connections run transactions: every connection is answered by one rule
+// set from its first event to its last (it keeps the rules it started
+// with), no session fails, and both sets answer.
+func TestReloadUnderLoad(t *testing.T) {
+	h := newHarness(t, "unix", "")
+	set := func(name string) *policy.Rules {
+		return h.load(fmt.Sprintf(`#{ mail: [ rule "m" || next() ], rcpt: [ rule "r" || reject("550 5.1.1 %s") ] }`, name))
+	}
+	sets := []*policy.Rules{set("A"), set("B")}
+	stop := make(chan struct{})
+	reloaded := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				reloaded <- n
+				return
+			case <-time.After(200 * time.Microsecond):
+				n++
+				h.rules.Store(sets[n%2])
+			}
+		}
+	}()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 25; j++ {
+				s, err := h.client().Session(nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var replies []string
+				steps := []func() (*gomilter.Action, error){
+					func() (*gomilter.Action, error) {
+						return s.Conn("client.example", gomilter.FamilyInet, 4711, "192.0.2.10")
+					},
+					func() (*gomilter.Action, error) { return s.Helo("client.example") },
+					func() (*gomilter.Action, error) { return s.Mail("a@example.org", "") },
+					func() (*gomilter.Action, error) { return s.Rcpt("b@example.net", "") },
+					func() (*gomilter.Action, error) { return s.Rcpt("c@example.net", "") },
+				}
+				for k, step := range steps {
+					act, err := step()
+					if err != nil {
+						t.Errorf("connection %d, session %d: %v", i, j, err)
+						s.Close()
+						return
+					}
+					if k >= 3 { // the recipients
+						replies = append(replies, act.SMTPReply)
+					}
+				}
+				s.Close()
+				if len(replies) != 2 || replies[0] != replies[1] {
+					t.Errorf("connection %d, session %d: recipients answered %q, want one rule set's answer twice", i, j, replies)
+					return
+				}
+				mu.Lock()
+				seen[replies[0]]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	n := <-reloaded
+	if seen["550 5.1.1 A"] == 0 || seen["550 5.1.1 B"] == 0 || seen["550 5.1.1 A"]+seen["550 5.1.1 B"] != 500 {
+		t.Errorf("answers %v after %d reloads, want 500 from both rule sets", seen, n)
 	}
 }
 
