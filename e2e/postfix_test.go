@@ -130,6 +130,21 @@ func TestPostfixDoeFamily(t *testing.T) {
 			t.Errorf("%s's copy:\n%s", who, b)
 		}
 	}
+
+	// Mail for outside recipients only: the delivery stage, which reads
+	// nothing of the message, runs at DATA and leaves nothing to do, so
+	// vsl-milter accepts there and Postfix sends it no header, body or
+	// end of message; the message goes on whole.
+	w.send("grandma@example.org", []string{"bob@example.net", "carol@example.net"}, []string{"Subject: doe outside"}, "hello outside")
+	m = w.waitSink("doe outside")
+	if strings.Join(m.Rcpts, ",") != "bob@example.net,carol@example.net" || !strings.Contains(m.Body, "hello outside") {
+		t.Errorf("the message for outside recipients reached the sink as rcpts %v, body %q", m.Rcpts, m.Body)
+	}
+	for _, who := range []string{"bob", "carol"} {
+		if files, _ := filepath.Glob(filepath.Join(w.maildirs, "example.net", who, "new", "*")); len(files) != 0 {
+			t.Errorf("%s got a maildir copy", who)
+		}
+	}
 }
 
 // TestPostfixReload changes the rules under a running vsl-milter: SIGHUP
