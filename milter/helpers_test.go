@@ -172,6 +172,8 @@ func (h *harness) run(msg message) string {
 	macros.Set(gomilter.MacroDaemonAddr, "192.0.2.1")
 	macros.Set(gomilter.MacroDaemonPort, "25")
 	macros.Set(gomilter.MacroQueueId, "4ABCDE")
+	macros.Set(gomilter.MacroClientAddr, "192.0.2.10") // as the connect event says
+	macros.Set(gomilter.MacroClientPort, "4711")
 	for k, v := range msg.macros {
 		macros.Set(k, v)
 	}

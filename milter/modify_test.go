@@ -284,4 +284,10 @@ eom: accept
 	if got, want := h.metrics.counts(), "accept=2"; got != want {
 		t.Errorf("transactions counted: %s, want %s", got, want)
 	}
+	// The connect event is not needed by these rules (they read nothing
+	// of the connection): the client's address came with MAIL, for the
+	// transaction lines.
+	if got := strings.Count(h.logs.String(), "transaction: client=192.0.2.10 "); got != 2 {
+		t.Errorf("%d transaction lines name the client, want 2:\n%s", got, h.logs.String())
+	}
 }

@@ -60,8 +60,12 @@ type plan struct {
 // when the stage itself has directives. So:
 //
 //   - connect, helo: answered when the stage has a rule (or a delegate);
-//     one-way when it has only actions or a later stage has directives (Postfix has no macro for the HELO name, so the
-//     event is the only way to learn it); off otherwise.
+//     one-way when it has only actions, or when a later stage has
+//     directives that may read the connection's data
+//     (policy.Rules.ReadsConnection: Postfix has no macro for the HELO
+//     name, so the event is the only way to learn it); off otherwise. The
+//     client's address then comes as macros with the first event sent,
+//     for the log lines (ensureConnected).
 //   - envfrom runs the authenticate and mail stages: answered when either
 //     has directives; one-way when a later stage has some (the envelope,
 //     the transaction's reset and message id); off otherwise. A deny at
@@ -123,10 +127,13 @@ func newPlan(rules *policy.Rules) *plan {
 		}
 		return false
 	}
+	// The connect and HELO events carry the connection's data: later
+	// stages need them only when their rules read it.
+	conn := rules.ReadsConnection()
 	p := &plan{
 		rules:   rules,
-		connect: pick(decides(policy.Connect), from(policy.Connect)),
-		helo:    pick(decides(policy.Helo), from(policy.Helo)),
+		connect: pick(decides(policy.Connect), has(policy.Connect) || conn && from(policy.Connect)),
+		helo:    pick(decides(policy.Helo), has(policy.Helo) || conn && from(policy.Helo)),
 		mail:    pick(decides(policy.Authenticate) || decides(policy.Mail), from(policy.Authenticate)),
 		rcpt:    pick(decides(policy.Rcpt), from(policy.Rcpt)),
 		message: from(policy.PreQ) || editsHeaderEarly(rules),
@@ -167,11 +174,27 @@ func newPlan(rules *policy.Rules) *plan {
 	}
 	p.actions |= milter.OptSetMacros
 
-	// Connection macros come with the connect event; when it is off (no
-	// rules at all) they come at the end of the message, for the logs.
+	// Connection macros come with the connect event; when it is off, they
+	// come with the first event that is not (the session starts there,
+	// and its log lines name the client).
+	mail := []milter.MacroName{macroQueueID, macroAuthAuthen, macroAuthType, macroTLSVersion}
+	var rcpt, data []milter.MacroName
+	if p.data {
+		data = []milter.MacroName{macroQueueID} // for the log line of a message accepted there
+	}
 	eom := []milter.MacroName{macroQueueID, macroMTAVersion}
 	if p.connect == cbOff {
-		eom = append(eom, macroServerName, macroClientAddr, macroClientPort, macroDaemonAddr, macroDaemonPort)
+		connMacros := []milter.MacroName{macroServerName, macroClientAddr, macroClientPort, macroDaemonAddr, macroDaemonPort}
+		switch {
+		case p.mail != cbOff:
+			mail = append(mail, connMacros...)
+		case p.rcpt != cbOff:
+			rcpt = connMacros
+		case p.data:
+			data = append(data, connMacros...)
+		default:
+			eom = append(eom, connMacros...)
+		}
 	}
 	p.serverOptions = []milter.Option{
 		milter.WithNegotiationCallback(p.negotiate),
@@ -179,8 +202,14 @@ func newPlan(rules *policy.Rules) *plan {
 		milter.WithWriteTimeout(0),
 		milter.WithMacroRequest(milter.StageConnect, []milter.MacroName{macroServerName, macroDaemonAddr, macroDaemonPort, macroTLSVersion}),
 		milter.WithMacroRequest(milter.StageHelo, []milter.MacroName{macroTLSVersion}),
-		milter.WithMacroRequest(milter.StageMail, []milter.MacroName{macroQueueID, macroAuthAuthen, macroAuthType, macroTLSVersion}),
+		milter.WithMacroRequest(milter.StageMail, mail),
 		milter.WithMacroRequest(milter.StageEOM, eom),
+	}
+	if rcpt != nil {
+		p.serverOptions = append(p.serverOptions, milter.WithMacroRequest(milter.StageRcpt, rcpt))
+	}
+	if data != nil {
+		p.serverOptions = append(p.serverOptions, milter.WithMacroRequest(milter.StageData, data))
 	}
 	return p
 }
@@ -232,7 +261,8 @@ func (p *plan) replies(st policy.Stage) bool {
 }
 
 // negotiate is go-milter's negotiation callback: it offers the plan, cut
-// down to what the MTA supports. An MTA without the no-reply flags
+// down to what the MTA supports (and with the connect event, for an MTA
+// that cannot be asked for macros). An MTA without the no-reply flags
 // (protocol < 6) gets an answer to every event it sends; an MTA without a
 // modification the rules then make gets a temporary failure for that
 // message (logged), rather than a message silently left unchanged.
@@ -240,7 +270,13 @@ func (p *plan) negotiate(mtaVersion, _ uint32, mtaActions, _ milter.OptAction, m
 	if mtaVersion < 2 {
 		return 0, 0, 0, 0, fmt.Errorf("milter: the MTA speaks milter protocol version %d; 2 to 6 are supported", mtaVersion)
 	}
-	return min(mtaVersion, milter.MaxServerProtocolVersion), p.actions & mtaActions, p.protocol & mtaProtocol, offered, nil
+	proto := p.protocol
+	if mtaActions&milter.OptSetMacros == 0 {
+		// An MTA that takes no macro requests sends the connection's
+		// data only with the connect event: keep it, for the logs.
+		proto &^= milter.OptNoConnect
+	}
+	return min(mtaVersion, milter.MaxServerProtocolVersion), p.actions & mtaActions, proto & mtaProtocol, offered, nil
 }
 
 // Describe tells in one line what a milter connection running rules asks

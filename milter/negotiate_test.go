@@ -61,26 +61,28 @@ func TestNegotiation(t *testing.T) {
 		{"no rules", `#{}`,
 			"connect=off helo=off mail=off rcpt=off header=off body=off " + never},
 		{"a mail rule only", `#{ mail: [ rule "m" || next() ] }`,
-			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
+			"connect=off helo=off mail=reply rcpt=off header=off body=off " + never + " modify"},
 		{"a connect rule only", `#{ connect: [ rule "c" || next() ] }`,
 			"connect=reply helo=off mail=off rcpt=off header=off body=off " + never + " modify"},
 		{"an authenticate rule", `#{ authenticate: [ rule "a" || next() ] }`,
-			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
+			"connect=off helo=off mail=reply rcpt=off header=off body=off " + never + " modify"},
 		{"a rcpt rule", `#{ rcpt: [ rule "r" || next() ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=reply header=off body=off " + never + " modify"},
+			"connect=off helo=off mail=one-way rcpt=reply header=off body=off " + never + " modify"},
 		{"actions only: nothing to answer", `#{ connect: [ action "c" || log("info", "c") ], rcpt: [ action "r" || bcc("x@example.org") ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=off body=off " + never + " modify"},
+			"connect=one-way helo=off mail=one-way rcpt=one-way header=off body=off " + never + " modify"},
 		{"the Doe family: a mail rule, a rcpt action, a delivery action", `#{ mail: [ rule "m" || next() ], rcpt: [ action "r" || () ], deliver: [ action "d" || () ] }`,
-			"connect=one-way helo=one-way mail=reply rcpt=one-way header=one-way body=one-way " + early + " modify"},
+			"connect=off helo=off mail=reply rcpt=one-way header=one-way body=one-way " + early + " modify"},
 		{"a delivery rule", `#{ deliver: [ action "d" || deliver_all() ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
+			"connect=off helo=off mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
 		{"a delivery rule that reads the message", `#{ deliver: [ action "d" || if has_header("X-Local") { maildir_all() } ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
+			"connect=off helo=off mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify"},
 		{"a header edit before the message, no rules after it", `#{ rcpt: [ action "r" || set_header("X-Seen", "yes") ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
+			"connect=off helo=off mail=one-way rcpt=one-way header=one-way body=one-way " + early + " modify"},
+		{"a rule reading the connection's data: connect and HELO sent", `#{ mail: [ rule "m" || if client_ip() == "192.0.2.1" { deny() } else { next() } ] }`,
+			"connect=one-way helo=one-way mail=reply rcpt=off header=off body=off " + never + " modify"},
 		{"a delegate directive", `service av smtp = #{ delegator: #{ address: "127.0.0.1:10026" }, receiver: "127.0.0.1:10025" };
 #{ postq: [ delegate av "scan" || next() ] }`,
-			"connect=one-way helo=one-way mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify+body"},
+			"connect=off helo=off mail=one-way rcpt=one-way header=one-way body=one-way " + never + " modify+body"},
 		{"every stage", `#{ connect: [ rule "1" || next() ], helo: [ rule "2" || next() ], mail: [ rule "3" || next() ], rcpt: [ rule "4" || next() ], preq: [ rule "5" || next() ] }`,
 			"connect=reply helo=reply mail=reply rcpt=reply header=one-way body=one-way " + never + " modify"},
 	}
@@ -110,7 +112,7 @@ func TestOldMTA(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got, want := negotiated(s), "connect=reply helo=reply mail=reply rcpt=reply header=off body=off data=off eoh=off unknown=off modify=partial"; got != want {
+	if got, want := negotiated(s), "connect=reply helo=off mail=reply rcpt=reply header=off body=off data=off eoh=off unknown=off modify=partial"; got != want {
 		t.Errorf("negotiated:\n%s\nwant:\n%s", got, want)
 	}
 	for _, step := range []func() (*gomilter.Action, error){
@@ -171,9 +173,9 @@ func TestDescribe(t *testing.T) {
 	for _, tc := range []struct{ rules, want string }{
 		{`#{}`, "connect off, helo off, mail off, rcpt off, header and body off, end of message answered"},
 		{`#{ rcpt: [ rule "r" || next() ], preq: [ rule "p" || if has_header("X") { deny() } else { next() } ] }`,
-			"connect one-way, helo one-way, mail one-way, rcpt answered, header and body one-way, end of message answered"},
+			"connect off, helo off, mail one-way, rcpt answered, header and body one-way, end of message answered"},
 		{`#{ mail: [ rule "m" || next() ], delivery: [ action "d" || maildir_all() ] }`,
-			"connect one-way, helo one-way, mail answered, rcpt one-way, data answered (the delivery stage runs there), header and body one-way, end of message answered"},
+			"connect off, helo off, mail answered, rcpt one-way, data answered (the delivery stage runs there), header and body one-way, end of message answered"},
 	} {
 		rules, err := policy.Load("main.vsl", []byte(tc.rules), policy.Options{})
 		if err != nil {

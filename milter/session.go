@@ -237,7 +237,11 @@ func (s *session) Data(m milter.Modifier) (resp *milter.Response, err error) {
 	ka.stop()
 	if ok && d.Action == policy.ActionContinue && s.nothingPending() {
 		s.logScriptError(policy.Delivery, d)
-		s.finish("accept", d, nil)
+		var extra []any
+		if id := m.Get(macroQueueID); id != "" && id != s.ps.Tx.MessageID {
+			extra = append(extra, "queue_id", id)
+		}
+		s.finish("accept", d, nil, extra...)
 		s.endTransaction()
 		s.tx.done = true
 		return milter.RespAccept, nil

@@ -29,6 +29,9 @@ type Rules struct {
 	// earlyDelivery: the delivery stage may run before the message
 	// arrives (DeliversBeforeMessage).
 	earlyDelivery bool
+	// connection: a directive may read the connection's data
+	// (ReadsConnection).
+	connection bool
 }
 
 // WarningsDetailed renders the warnings with their source lines and a
@@ -94,7 +97,9 @@ func Load(path string, src []byte, opts Options) (*Rules, error) {
 	}
 	r.Warnings = lint(f, r)
 	r.calls = calledNames(f)
-	r.earlyDelivery = deliversBeforeMessage(r, prog.Files())
+	g := buildCallGraph(prog.Files())
+	r.earlyDelivery = deliversBeforeMessage(r, g)
+	r.connection = readsConnectionData(r, g)
 	return r, nil
 }
 

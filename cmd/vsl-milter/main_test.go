@@ -25,7 +25,7 @@ func TestCheckExample(t *testing.T) {
 		t.Errorf("output %q", out)
 	}
 	// The Doe family's delivery stage reads nothing of the message.
-	want := "milter: connect one-way, helo one-way, mail answered, rcpt one-way, data answered (the delivery stage runs there), header and body one-way, end of message answered\n"
+	want := "milter: connect off, helo off, mail answered, rcpt one-way, data answered (the delivery stage runs there), header and body one-way, end of message answered\n"
 	if !strings.HasSuffix(out, want) {
 		t.Errorf("output %q, want it to end with %q", out, want)
 	}

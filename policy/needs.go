@@ -84,6 +84,15 @@ func collectCalls(n syntax.Node, into map[string]bool, g *callGraph) {
 			collectCalls(n.Body, names, g)
 			g.directives[n.Pos] = names
 			return false
+		case *syntax.DotExpr:
+			// ctx().field reads one field: "ctx()." + field, not all of
+			// ctx(), which a plain call counts as.
+			if call, ok := n.X.(*syntax.CallExpr); ok && len(call.Args) == 0 {
+				if name := calleeName(call.Fn); name == "ctx" || name == "ctx::ctx" {
+					into["ctx()."+n.Name] = true
+					return false
+				}
+			}
 		case *syntax.CallExpr:
 			name := calleeName(n.Fn)
 			if name == "" {
@@ -128,13 +137,60 @@ func (g *callGraph) reaches(pos syntax.Position, bad func(string) bool) bool {
 	return visit(start) || visit(g.top)
 }
 
+// readsConnection lists what reads the connection's data (the client's
+// and server's addresses, the server's name, TLS, the connection's time,
+// the HELO name): the API functions that return them, under each of
+// their names, the same fields of ctx(), ctx() itself used otherwise than
+// to read a field, and dump (its file holds the whole transaction).
+// Built once, read-only afterwards.
+var readsConnection = func() map[string]bool {
+	getters := map[string]bool{"client_ip": true, "client_port": true, "client_address": true, "server_ip": true,
+		"server_port": true, "server_address": true, "server_name": true, "is_secured": true,
+		"connection_timestamp": true, "helo": true, "ctx": true, "dump": true}
+	m := map[string]bool{}
+	for _, f := range apiTable {
+		if getters[f.names[0]] {
+			for _, n := range f.names {
+				m[n] = true
+			}
+		}
+	}
+	for field, st := range ctxFields {
+		if st <= Helo {
+			m["ctx()."+field] = true
+		}
+	}
+	return m
+}()
+
+// readsConnectionData decides Rules.ReadsConnection for rules whose files
+// call what g says.
+func readsConnectionData(r *Rules, g *callGraph) bool {
+	bad := func(name string) bool { return readsConnection[name] || dynamicCalls[name] }
+	for _, ds := range r.stages {
+		for _, d := range ds {
+			if g.reaches(d.Pos, bad) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ReadsConnection reports whether a directive of any stage may read the
+// connection's data (client_ip(), helo(), is_secured(), ctx().client_ip
+// and the like, ctx() used as a whole, dump()), directly, through script
+// functions of any file or through closures that top-level code keeps; a
+// function value made from a name counts as reading it. A milter whose
+// rules do not can do without the MTA's connect and HELO events.
+func (r *Rules) ReadsConnection() bool { return r.connection }
+
 // deliversBeforeMessage decides Rules.DeliversBeforeMessage for rules
-// compiled from files.
-func deliversBeforeMessage(r *Rules, files []*syntax.File) bool {
+// whose files call what g says.
+func deliversBeforeMessage(r *Rules, g *callGraph) bool {
 	if len(r.stages[PreQ]) > 0 || len(r.stages[PostQ]) > 0 {
 		return false
 	}
-	g := buildCallGraph(files)
 	bad := func(name string) bool { return readsMessage[name] || dynamicCalls[name] }
 	for _, d := range r.stages[Delivery] {
 		if d.Kind == DelegateKind || g.reaches(d.Pos, bad) {

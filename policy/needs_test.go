@@ -179,3 +179,35 @@ func TestDeliveryBeforeMessage(t *testing.T) {
 		t.Errorf("end of message without an early delivery stage: %d delivery directives run, want 2", obs.runs[policy.Delivery]-before)
 	}
 }
+
+// TestReadsConnection pins which rule sets read the connection's data.
+func TestReadsConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  bool
+	}{
+		{"no rules", map[string]string{"main.vsl": `#{}`}, false},
+		{"doe family: ctx().rcpt_list only", map[string]string{
+			"main.vsl":    `import "objects" as doe; #{ mail: [ rule "b" || if mail_from().domain in doe::bl { deny() } else { next() } ], delivery: [ action "d" || for r in ctx().rcpt_list { deliver(r.to_string()) } ] }`,
+			"objects.vsl": `object bl file:fqdn = "bl.txt";`,
+			"bl.txt":      "spam.example\n",
+		}, false},
+		{"client_ip", map[string]string{"main.vsl": `#{ rcpt: [ rule "r" || if client_ip() == "192.0.2.1" { deny() } else { next() } ] }`}, true},
+		{"ctx::helo", map[string]string{"main.vsl": `#{ mail: [ rule "m" || if ctx::helo() == "x" { deny() } else { next() } ] }`}, true},
+		{"a field of ctx()", map[string]string{"main.vsl": `#{ delivery: [ action "d" || log("info", ctx().client_address) ] }`}, true},
+		{"ctx() kept whole", map[string]string{"main.vsl": `#{ delivery: [ action "d" || { let c = ctx(); log("info", c.rcpt_list.len().to_string()) } ] }`}, true},
+		{"is_secured in a module's function", map[string]string{
+			"main.vsl": `import "lib" as lib; #{ mail: [ rule "m" || if lib::tls() { next() } else { deny() } ] }`,
+			"lib.vsl":  `fn tls() { is_secured() }`,
+		}, true},
+		{"a function made from a name", map[string]string{"main.vsl": `#{ mail: [ rule "m" || Fn("next").call() ] }`}, true},
+		{"dump", map[string]string{"main.vsl": `#{ mail: [ action "m" || dump("x") ] }`}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := loadTree(t, tc.files).ReadsConnection(); got != tc.want {
+				t.Errorf("ReadsConnection() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
