@@ -233,9 +233,7 @@ var headerEditors = []string{"set_header", "msg::set_header", "rename_header", "
 	"add_rcpt_message", "msg::add_rcpt", "remove_rcpt_message", "msg::rm_rcpt", "rewrite_rcpt_message", "msg::rw_rcpt"}
 
 // editsHeaderEarly reports whether the rules may change existing header
-// fields (policy.Rules.Calls sees the entry file; a rule set whose header
-// edits hide in an imported module's functions has rules after DATA in
-// practice, or its edits apply to an unseen header as documented above).
+// fields (a call in any of the rule set's files, modules included).
 func editsHeaderEarly(rules *policy.Rules) bool {
 	for _, name := range headerEditors {
 		if rules.Calls(name) {

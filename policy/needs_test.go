@@ -211,3 +211,18 @@ func TestReadsConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestCallsSeesModules checks that Rules.Calls finds a call made only in
+// an imported module's function.
+func TestCallsSeesModules(t *testing.T) {
+	rules := loadTree(t, map[string]string{
+		"main.vsl": `import "lib" as lib; #{ rcpt: [ action "r" || lib::tag() ] }`,
+		"lib.vsl":  `fn tag() { msg::set_header("X-Tag", "1") }`,
+	})
+	if !rules.Calls("msg::set_header") {
+		t.Error("Calls(msg::set_header) = false for a call in a module")
+	}
+	if rules.Calls("get_header") {
+		t.Error("Calls(get_header) = true, but nothing calls it")
+	}
+}

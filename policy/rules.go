@@ -25,7 +25,7 @@ type Rules struct {
 	// Warnings are findings that do not stop the rules from loading.
 	Warnings []syntax.Error
 	src      []byte          // the entry file's source, for snippets
-	calls    map[string]bool // the functions the entry file calls (Calls)
+	calls    map[string]bool // the functions the rule set's files call (Calls)
 	// earlyDelivery: the delivery stage may run before the message
 	// arrives (DeliversBeforeMessage).
 	earlyDelivery bool
@@ -96,7 +96,12 @@ func Load(path string, src []byte, opts Options) (*Rules, error) {
 		return nil, err
 	}
 	r.Warnings = lint(f, r)
-	r.calls = calledNames(f)
+	r.calls = map[string]bool{}
+	for _, file := range prog.Files() {
+		for name := range calledNames(file) {
+			r.calls[name] = true
+		}
+	}
 	g := buildCallGraph(prog.Files())
 	r.earlyDelivery = deliversBeforeMessage(r, g)
 	r.connection = readsConnectionData(r, g)
@@ -248,11 +253,9 @@ func (r *Rules) Names() []string {
 	return out
 }
 
-// Calls reports whether any directive body of the rule set calls the
-// function named name (as f(...) or ns::f(...), or as a method x.f(...)),
-// so front ends can negotiate only what the rules may use. Calls through
-// script functions defined in the entry file are found too; calls hidden
-// in imported modules' functions are not, so a front end that saves work
-// on a false answer must only do so for functions a module cannot reach
-// on its own (the transaction API).
+// Calls reports whether any file of the rule set, the entry file or a
+// module it imports, calls the function named name (as f(...) or
+// ns::f(...), or as a method x.f(...)), so front ends can negotiate only
+// what the rules may use. It looks at every call in those files, whether
+// a directive can reach it or not.
 func (r *Rules) Calls(name string) bool { return r.calls[name] }
