@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -44,7 +45,8 @@ func TestWritesGathered(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	cc := &countingConn{Conn: a}
-	tc := newTrackedConn(cc, hclog.NewNullLogger())
+	var pool sync.Pool
+	tc := newTrackedConn(cc, hclog.NewNullLogger(), &pool)
 	defer tc.Close()
 
 	// An end of message: two deleted recipients, a header, then accept.
@@ -86,5 +88,36 @@ func TestWritesGathered(t *testing.T) {
 	}
 	if len(cc.writes) != 5 {
 		t.Fatalf("%d writes after a read, want 5: the queued modification was not sent", len(cc.writes))
+	}
+}
+
+// TestReadBuffersReused checks that a released connection's read buffers
+// serve the next connection, and that the released one reads no more.
+func TestReadBuffersReused(t *testing.T) {
+	var pool sync.Pool
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	first := newTrackedConn(a, hclog.NewNullLogger(), &pool)
+	go func() { b.Write([]byte{0, 0, 0, 1, 'A'}) }()
+	if _, err := first.Read(make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	rb := first.rb
+	first.release()
+	if _, err := first.Read(make([]byte, 5)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read after release: %v, want net.ErrClosed", err)
+	}
+	c, d := net.Pipe()
+	defer c.Close()
+	defer d.Close()
+	second := newTrackedConn(c, hclog.NewNullLogger(), &pool)
+	if second.rb != rb {
+		t.Skip("the pool dropped the buffers (it may, under GC)")
+	}
+	go func() { d.Write([]byte{0, 0, 0, 1, 'Q'}) }()
+	buf := make([]byte, 5)
+	if n, err := second.Read(buf); err != nil || n != 5 || buf[4] != 'Q' {
+		t.Errorf("second connection read %q, %v", buf[:n], err)
 	}
 }

@@ -160,6 +160,10 @@ type Server struct {
 
 	plan atomic.Pointer[plan] // the plan of the last rule set seen
 
+	// reads keeps the read buffers of connections gone (*readBuffers),
+	// so that each new connection does not allocate its own.
+	reads sync.Pool
+
 	mu        sync.Mutex
 	shutdown  bool
 	listeners map[net.Listener]struct{}
@@ -238,7 +242,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("milter: accepting connections on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		tc := newTrackedConn(c, s.log)
+		tc := newTrackedConn(c, s.log, &s.reads)
 		s.mu.Lock()
 		if s.shutdown {
 			s.mu.Unlock()
@@ -279,7 +283,11 @@ func (s *Server) serveConn(tc *trackedConn) {
 		return
 	}
 	p := s.planFor(rules)
-	ms := milter.NewServer(p.serverOptions...)
+	opts := append(p.serverOptions[:len(p.serverOptions):len(p.serverOptions)], milter.WithDynamicMilter(
+		func(version uint32, actions milter.OptAction, protocol milter.OptProtocol, _ milter.DataSize) milter.Milter {
+			return s.newSession(p, tc)
+		}))
+	ms := milter.NewServer(opts...)
 	// Serve returns once the connection is closed: by the MTA, by the
 	// session on a protocol error, or by Shutdown.
 	_ = ms.Serve(&connListener{conn: tc})
@@ -292,10 +300,6 @@ func (s *Server) planFor(rules *policy.Rules) *plan {
 		return p
 	}
 	p := newPlan(rules)
-	p.serverOptions = append(p.serverOptions, milter.WithDynamicMilter(
-		func(version uint32, actions milter.OptAction, protocol milter.OptProtocol, _ milter.DataSize) milter.Milter {
-			return s.newSession(p)
-		}))
 	s.plan.Store(p)
 	return p
 }
@@ -389,9 +393,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type trackedConn struct {
 	net.Conn
 	log     hclog.Logger
-	in      *bufio.Reader
-	buf     []byte // the packet being handed over
-	pending []byte // its bytes go-milter has not read yet
+	rb      *readBuffers // nil once released
+	pool    *sync.Pool   // where rb goes back
+	pending []byte       // the bytes of rb.buf go-milter has not read yet
 	once    sync.Once
 	err     error
 	closed  chan struct{}
@@ -404,8 +408,37 @@ type trackedConn struct {
 	deadlined time.Time // when the write deadline was last moved
 }
 
-func newTrackedConn(c net.Conn, log hclog.Logger) *trackedConn {
-	return &trackedConn{Conn: c, log: log, in: bufio.NewReader(quickAck(c)), closed: make(chan struct{})}
+// readBuffers are what a connection reads with: the buffered reader of
+// the socket and the packet being handed over to go-milter.
+type readBuffers struct {
+	in  *bufio.Reader
+	buf []byte
+}
+
+// newTrackedConn wraps c, with read buffers from pool (a sync.Pool of
+// *readBuffers, which the connection's release puts them back into).
+func newTrackedConn(c net.Conn, log hclog.Logger, pool *sync.Pool) *trackedConn {
+	rb, _ := pool.Get().(*readBuffers)
+	if rb == nil {
+		rb = &readBuffers{in: bufio.NewReader(nil)}
+	}
+	rb.in.Reset(quickAck(c))
+	return &trackedConn{Conn: c, log: log, rb: rb, pool: pool, closed: make(chan struct{})}
+}
+
+// release gives the read buffers back to the pool. The session calls it
+// from Cleanup, which go-milter calls on the goroutine that reads, after
+// its last read; a Read after it fails.
+func (c *trackedConn) release() {
+	if c.rb == nil {
+		return
+	}
+	c.rb.in.Reset(nil)
+	if cap(c.rb.buf) > 64<<10 {
+		c.rb.buf = nil // a large body chunk: not kept
+	}
+	c.pool.Put(c.rb)
+	c.rb, c.pending = nil, nil
 }
 
 // maxPacket bounds a milter packet: an MTA sends body chunks of at most
@@ -495,6 +528,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if c.rb == nil {
+			return 0, net.ErrClosed
+		}
 		if err := c.nextPacket(); err != nil {
 			return 0, err
 		}
@@ -507,7 +543,8 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // nextPacket reads and checks the next packet.
 func (c *trackedConn) nextPacket() error {
 	var hdr [4]byte
-	if _, err := io.ReadFull(c.in, hdr[:]); err != nil {
+	rb := c.rb
+	if _, err := io.ReadFull(rb.in, hdr[:]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
@@ -515,12 +552,12 @@ func (c *trackedConn) nextPacket() error {
 		return c.bad(fmt.Errorf("a packet of %d bytes (1 to %d allowed)", n, maxPacket))
 	}
 	size := 4 + int(n)
-	if cap(c.buf) < size {
-		c.buf = make([]byte, size)
+	if cap(rb.buf) < size {
+		rb.buf = make([]byte, size)
 	}
-	b := c.buf[:size]
+	b := rb.buf[:size]
 	copy(b, hdr[:])
-	if _, err := io.ReadFull(c.in, b[4:]); err != nil {
+	if _, err := io.ReadFull(rb.in, b[4:]); err != nil {
 		return err
 	}
 	if err := checkPacket(b[4], b[5:]); err != nil {

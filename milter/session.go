@@ -30,6 +30,7 @@ type session struct {
 	plan *plan
 	ps   *policy.Session
 	log  hclog.Logger
+	conn *trackedConn // its read buffers go back to the server at Cleanup
 
 	started   bool // NewConnection was called once
 	connected bool // the connect stage ran
@@ -64,9 +65,9 @@ type rcptEntry struct {
 }
 
 // newSession is go-milter's factory for a negotiated connection.
-func (s *Server) newSession(p *plan) milter.Milter {
+func (s *Server) newSession(p *plan, tc *trackedConn) milter.Milter {
 	s.sessionStarted()
-	return &session{srv: s, plan: p, log: s.log}
+	return &session{srv: s, plan: p, log: s.log, conn: tc}
 }
 
 var _ milter.Milter = (*session)(nil)
@@ -311,6 +312,9 @@ func (s *session) Cleanup(m milter.Modifier) {
 	defer s.srv.sessionEnded()
 	defer s.recoverQuiet("cleanup")
 	s.endTransaction()
+	if s.conn != nil {
+		s.conn.release()
+	}
 }
 
 // endTransaction forgets the transaction: the milter's state, the rule
