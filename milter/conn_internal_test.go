@@ -121,3 +121,30 @@ func TestReadBuffersReused(t *testing.T) {
 		t.Errorf("second connection read %q, %v", buf[:n], err)
 	}
 }
+
+// TestDeleteRecipientPacket checks the SMFIR_DELRCPT packets the session
+// writes itself: what go-milter's DeleteRecipient would write.
+func TestDeleteRecipientPacket(t *testing.T) {
+	for _, tc := range []struct{ raw, data string }{
+		{"a@example.net", "<a@example.net>\x00"},
+		{"<a@example.net>", "<a@example.net>\x00"},
+		{"<>", "<>\x00"},
+	} {
+		a, b := net.Pipe()
+		cc := &countingConn{Conn: a}
+		var pool sync.Pool
+		s := &session{conn: newTrackedConn(cc, hclog.NewNullLogger(), &pool)}
+		if err := s.deleteRecipient(nil, tc.raw); err != nil {
+			t.Fatal(err)
+		}
+		packet(t, s.conn, 'a', "") // the answer that sends it
+		n := len(tc.data) + 1
+		want := append([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n), '-'}, tc.data...)
+		want = append(want, 0, 0, 0, 1, 'a')
+		if len(cc.writes) != 1 || !bytes.Equal(cc.writes[0], want) {
+			t.Errorf("%q: wrote %q, want %q", tc.raw, cc.writes, want)
+		}
+		a.Close()
+		b.Close()
+	}
+}

@@ -143,6 +143,31 @@ func run(ops []func() error) error {
 	return nil
 }
 
+// deleteRecipient asks the MTA to delete the recipient it spelled raw, as
+// m.DeleteRecipient does, but writes the packet (SMFIR_DELRCPT, the
+// address in angle brackets, NUL-terminated) itself: go-milter v0.10.2
+// runs every address through milterutil.NewlineToSpace, whose
+// transform.Chain allocates 4 KiB per call, 16% of the bytes allocated
+// per session in the concurrent benchmark, where a message delivers two
+// recipients locally. An address with a character that function would
+// replace, which an MTA does not send, goes through go-milter. The caller
+// has checked that the MTA allows deleting recipients.
+func (s *session) deleteRecipient(m milter.Modifier, raw string) error {
+	if s.conn == nil || strings.ContainsAny(raw, "\r\n\x00") || len(raw) > 60000 {
+		return m.DeleteRecipient(raw)
+	}
+	if !(len(raw) > 1 && raw[0] == '<' && raw[len(raw)-1] == '>') { // go-milter's AddAngle
+		raw = "<" + raw + ">"
+	}
+	n := len(raw) + 2 // code, address, NUL
+	pkt := make([]byte, 0, 4+n)
+	pkt = append(pkt, byte(n>>24), byte(n>>16), byte(n>>8), byte(n), '-')
+	pkt = append(pkt, raw...)
+	pkt = append(pkt, 0)
+	_, err := s.conn.Write(pkt)
+	return err
+}
+
 // localDeliveries returns the recipients the rules deliver themselves.
 func localDeliveries(tx *policy.Transaction) []policy.DeliveryChoice {
 	var out []policy.DeliveryChoice
@@ -276,7 +301,7 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 	for _, o := range s.tx.rcpts {
 		if !containsAddr(final, o.addr) && need(milter.OptRemoveRcpt, "delete_rcpt "+o.raw) {
 			raw := o.raw
-			ops = append(ops, func() error { return m.DeleteRecipient(raw) })
+			ops = append(ops, func() error { return s.deleteRecipient(m, raw) })
 		}
 	}
 	for _, f := range final {
