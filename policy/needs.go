@@ -15,7 +15,10 @@ import (
 // envelope cannot read the message, the delivery stage can run as soon as
 // the envelope is complete (the milter's DATA event), and a message that
 // then needs nothing more (no local delivery, no modification) is accepted
-// there: the MTA sends neither its header nor its body nor its end.
+// there: the MTA sends neither its header nor its body nor its end. The
+// same call graph tells whether any rule reads the connection's data
+// (ReadsConnection), without which a milter needs neither the connect nor
+// the HELO event.
 
 // readsMessage lists the transaction API functions that read or change the
 // message itself (header and body), or write it out: the functions
