@@ -35,12 +35,12 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	milter "github.com/d--j/go-milter"
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/vsl-milter/vsl-milter/internal/sockets"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
 
@@ -231,10 +231,8 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shuttingDown() {
 				return nil
 			}
-			if temporary(err) {
-				// Out of file descriptors and the like: wait and retry, as
-				// net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if wait, ok := sockets.AcceptRetry(err, backoff); ok {
+				backoff = wait
 				s.log.Warn("accepting a milter connection failed; retrying", "error", err, "in", backoff)
 				time.Sleep(backoff)
 				continue
@@ -253,14 +251,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go s.serveConn(tc)
 	}
-}
-
-// temporary reports whether an Accept error is worth retrying.
-func temporary(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() ||
-		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
-		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // serveConn runs the milter protocol on one MTA connection with the rule

@@ -28,12 +28,12 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/vsl-milter/vsl-milter/config"
+	"github.com/vsl-milter/vsl-milter/internal/sockets"
 	"github.com/vsl-milter/vsl-milter/logging"
 	"github.com/vsl-milter/vsl-milter/policy"
 )
@@ -343,10 +343,8 @@ func (s *Server) serve(ln net.Listener, kind Kind) error {
 			if s.closing.Load() || !s.isListening(ln) {
 				return nil
 			}
-			if temporary(err) {
-				// Out of file descriptors and the like: wait and retry, as
-				// net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if wait, ok := sockets.AcceptRetry(err, backoff); ok {
+				backoff = wait
 				s.log.Warn("accepting an SMTP connection failed; retrying", "error", err, "in", backoff)
 				time.Sleep(backoff)
 				continue
@@ -372,14 +370,6 @@ func (s *Server) isListening(ln net.Listener) bool {
 	defer s.mu.Unlock()
 	_, ok := s.listeners[ln]
 	return ok
-}
-
-// temporary reports whether an Accept error is worth retrying.
-func temporary(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() ||
-		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
-		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // accept starts serving an accepted connection on its own goroutine, or

@@ -133,3 +133,17 @@ func lookupID(s string, lookup func(string) (string, error)) (int, error) {
 	}
 	return strconv.Atoi(id)
 }
+
+// AcceptRetry tells a server's accept loop what to do with err, an error
+// of Accept: retry after the returned wait when the error is temporary
+// (out of file descriptors and the like; the wait doubles from 5 ms to 1 s
+// after last, as net/http's does), or stop (ok false).
+func AcceptRetry(err error, last time.Duration) (wait time.Duration, ok bool) {
+	var ne net.Error
+	if !(errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ENOBUFS) ||
+		errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)) {
+		return 0, false
+	}
+	return min(max(2*last, 5*time.Millisecond), time.Second), true
+}

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestUnixSocket(t *testing.T) {
@@ -86,5 +88,20 @@ func TestTCP(t *testing.T) {
 	defer ln.Close()
 	if !strings.HasPrefix(ln.Addr().String(), "127.0.0.1:") {
 		t.Errorf("addr %s", ln.Addr())
+	}
+}
+
+// TestAcceptRetry checks which Accept errors a server retries, and after
+// how long.
+func TestAcceptRetry(t *testing.T) {
+	if _, ok := AcceptRetry(net.ErrClosed, 0); ok {
+		t.Error("a closed listener is retried")
+	}
+	wait, ok := AcceptRetry(&os.SyscallError{Syscall: "accept4", Err: syscall.EMFILE}, 0)
+	if !ok || wait != 5*time.Millisecond {
+		t.Errorf("EMFILE: %v %v, want a retry after 5ms", wait, ok)
+	}
+	if wait, _ := AcceptRetry(syscall.ECONNABORTED, 800*time.Millisecond); wait != time.Second {
+		t.Errorf("the wait after 800ms is %v, want the 1s cap", wait)
 	}
 }
