@@ -361,10 +361,7 @@ func (s *Spool) processDelegated(ctx context.Context, log hclog.Logger, j job) {
 	switch {
 	case err == nil:
 	case errors.Is(err, errCorrupt):
-		log.Error("damaged message moved to the dead queue", "error", err)
-		if err := s.move(&message{id: j.id, queue: j.queue}, QueueDead); err != nil {
-			log.Error("cannot move the message to the dead queue", "error", err)
-		}
+		s.buryDamaged(log, j, err)
 		return
 	default:
 		s.retryLater(log, j, err)

@@ -50,11 +50,7 @@ func (s *Spool) process(ctx context.Context, j job) {
 	switch {
 	case err == nil:
 	case errors.Is(err, errCorrupt):
-		// Not what the spool writes: keep it for the administrator.
-		log.Error("damaged message moved to the dead queue", "error", err)
-		if err := s.move(&message{id: j.id, queue: j.queue}, QueueDead); err != nil {
-			log.Error("cannot move the message to the dead queue", "error", err)
-		}
+		s.buryDamaged(log, j, err)
 		return
 	case errors.Is(err, fs.ErrNotExist):
 		log.Warn("message vanished from its queue", "queue", j.queue)
@@ -471,4 +467,13 @@ func headerBlock(msg []byte) []byte {
 		i += j + 1
 	}
 	return msg
+}
+
+// buryDamaged moves a message the spool cannot read (err, errCorrupt: not
+// what the spool writes) to the dead queue, kept for the administrator.
+func (s *Spool) buryDamaged(log hclog.Logger, j job, err error) {
+	log.Error("damaged message moved to the dead queue", "error", err)
+	if err := s.move(&message{id: j.id, queue: j.queue}, QueueDead); err != nil {
+		log.Error("cannot move the message to the dead queue", "error", err)
+	}
 }
