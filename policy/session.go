@@ -121,9 +121,9 @@ func NewSession(rules *Rules, opts SessionOptions) *Session {
 // run runs one stage under the session's deadline.
 func (s *Session) run(ctx context.Context, st Stage) Verdict {
 	if s.Opts.Deadline > 0 && s.Rules.Busy(st, s.Tx) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Opts.Deadline)
-		defer cancel()
+		sc, stop := withStageDeadline(ctx, s.Opts.Deadline)
+		defer stop()
+		ctx = sc
 	}
 	return s.Rules.Run(ctx, st, s.Tx, s.Opts.RunOptions)
 }
