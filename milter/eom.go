@@ -52,7 +52,7 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	}
 
 	ctx := s.srv.ctx
-	ka := startKeepalive(m, s.srv.keepalive)
+	ka := s.ka.start(m, s.srv.keepalive)
 	defer ka.stop()
 	d := s.ps.EndOfMessage(ctx, s.tx.headers, s.tx.body.kept)
 	s.logScriptError(policy.PreQ, d)
@@ -84,7 +84,8 @@ func (s *session) EndOfMessage(m milter.Modifier) (resp *milter.Response, err er
 	}
 	if quarantine {
 		ka.stop()
-		ops = append(ops, func() error { return m.Quarantine(d.Quarantine) })
+		reason := d.Quarantine
+		ops = append(ops, func() error { return m.Quarantine(reason) })
 		if err := run(ops); err != nil {
 			return nil, s.writeFailed(d, err, extra)
 		}

@@ -40,6 +40,7 @@ type session struct {
 	// transaction gets it at its first answered event.
 	connPending *policy.Decision
 	tx          txState
+	ka          keepalive // progress notifications during answered callbacks
 }
 
 // txState is the milter side of the transaction in progress.
@@ -358,7 +359,7 @@ func (s *session) begin(m milter.Modifier, st policy.Stage) (context.Context, *k
 	if !s.plan.replies(st) {
 		return s.srv.ctx, nil
 	}
-	return s.srv.ctx, startKeepalive(m, s.srv.keepalive)
+	return s.srv.ctx, s.ka.start(m, s.srv.keepalive)
 }
 
 // answer turns a stage's decision into the milter answer (SEMANTICS §8).
@@ -371,7 +372,8 @@ func (s *session) answer(m milter.Modifier, st policy.Stage, d policy.Decision) 
 	switch d.Action {
 	case policy.ActionRefuse:
 		if st == policy.Rcpt {
-			s.tx.refused = &d
+			refused := d // a copy: d itself stays on the stack in the other cases
+			s.tx.refused = &refused
 			s.log.Debug("recipient refused", "reply", replyText(d.Reply), "rule", d.Verdict.Rule)
 		} else {
 			s.finish(outcomeOf(d), d, nil)
@@ -401,10 +403,12 @@ func (s *session) postpone(st policy.Stage, d policy.Decision) {
 	case d.Action != policy.ActionRefuse:
 	case st <= policy.Helo:
 		if s.connPending == nil {
-			s.connPending = &d
+			p := d // copies, so that d escapes only when kept
+			s.connPending = &p
 		}
 	case s.tx.pending == nil:
-		s.tx.pending = &d
+		p := d
+		s.tx.pending = &p
 	}
 }
 
@@ -608,30 +612,46 @@ func (s *session) finish(outcome string, d policy.Decision, err error, extra ...
 // keepalive sends progress notifications to the MTA while a callback runs
 // longer than its interval, so that the MTA's timeout does not fire on a
 // slow rule or delivery. stop must be called before the callback writes
-// anything else to the MTA.
+// anything else to the MTA. A session keeps one for all its callbacks: its
+// timer is made once and re-armed, rather than a timer allocated for each
+// callback.
 type keepalive struct {
 	mu      sync.Mutex
 	stopped bool
 	every   time.Duration
+	since   time.Time // when the running callback started
 	m       milter.Modifier
 	t       *time.Timer
 }
 
-func startKeepalive(m milter.Modifier, every time.Duration) *keepalive {
+// start arms k for a callback that answers through m; it returns nil (no
+// notifications) when every is 0 or the MTA's protocol predates them.
+func (k *keepalive) start(m milter.Modifier, every time.Duration) *keepalive {
 	if every <= 0 || m.Version() < 6 {
 		return nil
 	}
-	k := &keepalive{every: every, m: m}
 	k.mu.Lock()
-	k.t = time.AfterFunc(every, k.tick)
-	k.mu.Unlock()
+	defer k.mu.Unlock()
+	k.stopped, k.every, k.since, k.m = false, every, time.Now(), m
+	if k.t == nil {
+		k.t = time.AfterFunc(every, k.tick)
+	} else {
+		k.t.Reset(every)
+	}
 	return k
 }
 
+// tick notifies the MTA and re-arms the timer. A tick of an earlier
+// callback that fired as it stopped may find the next one running: it
+// waits for that one's interval to pass.
 func (k *keepalive) tick() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.stopped {
+		return
+	}
+	if wait := k.every - time.Since(k.since); wait > 0 {
+		k.t.Reset(wait)
 		return
 	}
 	if err := k.m.Progress(); err != nil {
@@ -649,5 +669,6 @@ func (k *keepalive) stop() {
 	k.mu.Lock()
 	k.stopped = true
 	k.t.Stop()
+	k.m = nil
 	k.mu.Unlock()
 }
