@@ -337,6 +337,7 @@ type fakeDeliverer struct {
 	calls []delivery
 	fail  error
 	block chan struct{} // when set, Deliver waits for it (or ctx)
+	delay time.Duration // when set, every Deliver takes that long (or ctx)
 }
 
 type delivery struct {
@@ -349,6 +350,13 @@ func (d *fakeDeliverer) Deliver(ctx context.Context, msg []byte, from policy.Mai
 	if d.block != nil {
 		select {
 		case <-d.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if d.delay > 0 {
+		select {
+		case <-time.After(d.delay):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

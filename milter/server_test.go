@@ -309,48 +309,54 @@ func TestReload(t *testing.T) {
 }
 
 // TestKeepalive checks that a long end of message sends progress
-// notifications, so that an MTA with a short timeout keeps waiting.
+// notifications, so that an MTA with a short timeout keeps waiting, for
+// each message of a connection (the session re-arms one timer).
 func TestKeepalive(t *testing.T) {
 	const rules = `#{ delivery: [ action "local" || maildir_all() ] }`
-	slow := func(h *harness) {
-		h.deliverer.block = make(chan struct{})
-		time.AfterFunc(600*time.Millisecond, func() { close(h.deliverer.block) })
-	}
 	run := func(h *harness) error {
+		h.deliverer.delay = 600 * time.Millisecond
 		s, err := h.client(gomilter.WithReadTimeout(250 * time.Millisecond)).Session(nil)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		for _, step := range []func() (*gomilter.Action, error){
-			func() (*gomilter.Action, error) {
-				return s.Conn("client.example", gomilter.FamilyInet, 4711, "192.0.2.10")
-			},
-			func() (*gomilter.Action, error) { return s.Helo("client.example") },
-			func() (*gomilter.Action, error) { return s.Mail("a@example.org", "") },
-			func() (*gomilter.Action, error) { return s.Rcpt("b@example.net", "") },
-			func() (*gomilter.Action, error) { return s.DataStart() },
-			func() (*gomilter.Action, error) { return s.HeaderEnd() },
-		} {
-			if _, err := step(); err != nil {
-				return err
+		if _, err := s.Conn("client.example", gomilter.FamilyInet, 4711, "192.0.2.10"); err != nil {
+			return err
+		}
+		if _, err := s.Helo("client.example"); err != nil {
+			return err
+		}
+		for i := 1; i <= 2; i++ {
+			for _, step := range []func() (*gomilter.Action, error){
+				func() (*gomilter.Action, error) { return s.Mail("a@example.org", "") },
+				func() (*gomilter.Action, error) { return s.Rcpt("b@example.net", "") },
+				func() (*gomilter.Action, error) { return s.DataStart() },
+				func() (*gomilter.Action, error) { return s.HeaderEnd() },
+			} {
+				if _, err := step(); err != nil {
+					return fmt.Errorf("message %d: %w", i, err)
+				}
+			}
+			_, act, err := s.BodyReadFrom(strings.NewReader("hi\r\n"))
+			if err == nil && act.Type != gomilter.ActionAccept {
+				err = fmt.Errorf("eom: %v", act)
+			}
+			if err != nil {
+				return fmt.Errorf("message %d: %w", i, err)
 			}
 		}
-		_, act, err := s.BodyReadFrom(strings.NewReader("hi\r\n"))
-		if err == nil && act.Type != gomilter.ActionAccept {
-			err = fmt.Errorf("eom: %v", act)
-		}
-		return err
+		return nil
 	}
 
 	h := newHarness(t, "unix", rules, func(s *milter.Server) { milter.SetKeepalive(s, 50*time.Millisecond) })
-	slow(h)
 	if err := run(h); err != nil {
 		t.Errorf("with progress notifications: %v", err)
 	}
+	if n := len(h.deliverer.deliveries()); n != 2 {
+		t.Errorf("%d deliveries, want 2", n)
+	}
 
 	h = newHarness(t, "unix", rules, func(s *milter.Server) { milter.SetKeepalive(s, 0) })
-	slow(h)
 	if err := run(h); err == nil {
 		t.Errorf("without progress notifications the client should have timed out")
 	}
