@@ -91,9 +91,10 @@ func TestWritesGathered(t *testing.T) {
 	}
 }
 
-// TestReadBuffersReused checks that a released connection's read buffers
-// serve the next connection, and that the released one reads no more.
-func TestReadBuffersReused(t *testing.T) {
+// TestConnBuffersReused checks that a released connection's buffers (read
+// and message buffers) serve the next connection, and that the released
+// one reads no more.
+func TestConnBuffersReused(t *testing.T) {
 	var pool sync.Pool
 	a, b := net.Pipe()
 	defer a.Close()
@@ -104,7 +105,13 @@ func TestReadBuffersReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rb := first.rb
-	first.release()
+	body, text := first.messageBuffers()
+	body = append(body, "the body"...)
+	text = append(text, "the text"...)
+	if b2, t2 := first.messageBuffers(); b2 != nil || t2 != nil {
+		t.Error("the message buffers were handed out twice")
+	}
+	first.release(body, text)
 	if _, err := first.Read(make([]byte, 5)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("read after release: %v, want net.ErrClosed", err)
 	}
@@ -119,6 +126,15 @@ func TestReadBuffersReused(t *testing.T) {
 	buf := make([]byte, 5)
 	if n, err := second.Read(buf); err != nil || n != 5 || buf[4] != 'Q' {
 		t.Errorf("second connection read %q, %v", buf[:n], err)
+	}
+	body2, text2 := second.messageBuffers()
+	if len(body2) != 0 || len(text2) != 0 || cap(body2) < len("the body") || cap(text2) < len("the text") {
+		t.Errorf("second connection's message buffers: %q (cap %d), %q (cap %d); want the first's, empty",
+			body2, cap(body2), text2, cap(text2))
+	}
+	second.release(make([]byte, keptBuffer+1), nil)
+	if third := newTrackedConn(c, hclog.NewNullLogger(), &pool); third.rb == rb && cap(third.rb.body) > keptBuffer {
+		t.Error("a buffer larger than keptBuffer was kept")
 	}
 }
 

@@ -199,7 +199,8 @@ func (s *session) deliver(ctx context.Context, local []policy.DeliveryChoice) er
 // body even when the rules saw only its first MaxMessageSize bytes.
 func (s *session) messageText() ([]byte, error) {
 	tx := s.ps.Tx
-	text := tx.MessageText()
+	text := tx.AppendMessageText(s.text[:0])
+	s.text = text
 	if !s.tx.body.truncated() || bodyReplaced(tx) {
 		return text, nil // a filter's body replaces the one the rules did not see whole
 	}
@@ -360,10 +361,6 @@ type bodyBuffer struct {
 	err   error // a spooling failure: the whole body is lost to local delivery
 }
 
-// bigBuffer is the capacity above which a body buffer is not kept for the
-// next transaction.
-const bigBuffer = 1 << 20
-
 // Write adds a body chunk.
 func (b *bodyBuffer) Write(p []byte) {
 	b.size += int64(len(p))
@@ -411,7 +408,7 @@ func (b *bodyBuffer) full() ([]byte, error) {
 // spool file.
 func (b *bodyBuffer) reset() error {
 	b.kept, b.size, b.err = b.kept[:0], 0, nil
-	if cap(b.kept) > bigBuffer {
+	if cap(b.kept) > keptBuffer {
 		b.kept = nil
 	}
 	if b.spool == nil {

@@ -1,10 +1,13 @@
 package milter_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	gomilter "github.com/d--j/go-milter"
 
 	"github.com/vsl-milter/vsl-milter/milter"
 )
@@ -165,6 +168,70 @@ eom: accept
 
 // TestLocalDeliveryFailures checks that a message whose local delivery
 // cannot be made fails temporarily as a whole (the MTA keeps it), and that
+// TestLocalDeliveryBuffersReused sends messages of decreasing size: two in
+// one SMTP connection, one after the MTA reuses the milter connection, one
+// on a new milter connection (whose buffers come from the first): each
+// delivery gets its own message whole, nothing of an earlier one.
+func TestLocalDeliveryBuffersReused(t *testing.T) {
+	h := newHarness(t, "unix", `#{ delivery: [ action "local" || maildir_all() ] }`)
+	bodies := []string{strings.Repeat("first message line\r\n", 500), strings.Repeat("second\r\n", 20), "third\r\n", "4\r\n"}
+	send := func(s *gomilter.ClientSession, i int) {
+		t.Helper()
+		for _, step := range []func() (*gomilter.Action, error){
+			func() (*gomilter.Action, error) { return s.Mail("a@example.org", "") },
+			func() (*gomilter.Action, error) { return s.Rcpt("b@example.net", "") },
+			func() (*gomilter.Action, error) { return s.DataStart() },
+			func() (*gomilter.Action, error) { return s.HeaderField("Subject", fmt.Sprint("message ", i), nil) },
+			func() (*gomilter.Action, error) { return s.HeaderEnd() },
+		} {
+			if _, err := step(); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+		if _, act, err := s.BodyReadFrom(strings.NewReader(bodies[i])); err != nil || act.Type != gomilter.ActionAccept {
+			t.Fatalf("message %d: %v %v", i, act, err)
+		}
+	}
+	hello := func(s *gomilter.ClientSession) {
+		t.Helper()
+		if _, err := s.Conn("client.example", gomilter.FamilyInet, 4711, "192.0.2.10"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Helo("client.example"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := h.client().Session(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello(s)
+	send(s, 0)
+	send(s, 1) // the same SMTP connection
+	if err := s.Reset(nil); err != nil { // the MTA reuses the milter connection
+		t.Fatal(err)
+	}
+	hello(s)
+	send(s, 2)
+	s.Close()
+	if s, err = h.client().Session(nil); err != nil { // a new milter connection
+		t.Fatal(err)
+	}
+	hello(s)
+	send(s, 3)
+	s.Close()
+
+	ds := h.deliverer.deliveries()
+	if len(ds) != len(bodies) {
+		t.Fatalf("%d deliveries, want %d", len(ds), len(bodies))
+	}
+	for i, d := range ds {
+		if want := fmt.Sprintf("Subject: message %d\r\n\r\n%s", i, bodies[i]); d.msg != want {
+			t.Errorf("delivery %d:\n%.200q\nwant:\n%.200q", i, d.msg, want)
+		}
+	}
+}
+
 // a quarantined message is not delivered locally.
 func TestLocalDeliveryFailures(t *testing.T) {
 	const rules = `#{ delivery: [ action "local" || { maildir_all(); append_header("X-A", "1") } ] }`

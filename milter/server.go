@@ -136,6 +136,8 @@ type Metrics interface {
 type Deliverer interface {
 	// Deliver writes msg (the message as the rules left it, header and
 	// body, CRLF line ends) for each of rcpts; from is the envelope sender.
+	// msg is the session's buffer, reused once Deliver returns: Deliver
+	// must not keep it.
 	Deliver(ctx context.Context, msg []byte, from policy.MailAddr, rcpts []policy.DeliveryChoice) error
 }
 
@@ -160,7 +162,7 @@ type Server struct {
 
 	plan atomic.Pointer[plan] // the plan of the last rule set seen
 
-	// reads keeps the read buffers of connections gone (*readBuffers),
+	// reads keeps the buffers of connections gone (*connBuffers),
 	// so that each new connection does not allocate its own.
 	reads sync.Pool
 
@@ -383,7 +385,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type trackedConn struct {
 	net.Conn
 	log     hclog.Logger
-	rb      *readBuffers // nil once released
+	rb      *connBuffers // nil once released
 	pool    *sync.Pool   // where rb goes back
 	pending []byte       // the bytes of rb.buf go-milter has not read yet
 	once    sync.Once
@@ -398,38 +400,68 @@ type trackedConn struct {
 	deadlined time.Time // when the write deadline was last moved
 }
 
-// readBuffers are what a connection reads with: the buffered reader of
-// the socket and the packet being handed over to go-milter.
-type readBuffers struct {
-	in  *bufio.Reader
-	buf []byte
+// connBuffers are what a connection reads with (the buffered reader of
+// the socket and the packet being handed over to go-milter) and what its
+// session keeps a message in (the body for the rules, the message text
+// for local delivery). They outlive the connection, for the next one.
+type connBuffers struct {
+	in   *bufio.Reader
+	buf  []byte
+	body []byte
+	text []byte
 }
 
-// newTrackedConn wraps c, with read buffers from pool (a sync.Pool of
-// *readBuffers, which the connection's release puts them back into).
+// newTrackedConn wraps c, with buffers from pool (a sync.Pool of
+// *connBuffers, which the connection's release puts them back into).
 func newTrackedConn(c net.Conn, log hclog.Logger, pool *sync.Pool) *trackedConn {
-	rb, _ := pool.Get().(*readBuffers)
+	rb, _ := pool.Get().(*connBuffers)
 	if rb == nil {
-		rb = &readBuffers{in: bufio.NewReader(nil)}
+		rb = &connBuffers{in: bufio.NewReaderSize(nil, readBuffer)}
 	}
 	rb.in.Reset(quickAck(c))
 	return &trackedConn{Conn: c, log: log, rb: rb, pool: pool, closed: make(chan struct{})}
 }
 
-// release gives the read buffers back to the pool. The session calls it
-// from Cleanup, which go-milter calls on the goroutine that reads, after
-// its last read; a Read after it fails.
-func (c *trackedConn) release() {
+// messageBuffers hands the session the body and text buffers, empty; they
+// are the session's until it gives them back to release.
+func (c *trackedConn) messageBuffers() (body, text []byte) {
+	if c.rb == nil {
+		return nil, nil
+	}
+	body, text = c.rb.body[:0], c.rb.text[:0]
+	c.rb.body, c.rb.text = nil, nil
+	return body, text
+}
+
+// release gives the buffers back to the pool, with the session's body and
+// text buffers (nothing may use them any more). The session calls it from
+// Cleanup, which go-milter calls on the goroutine that reads, after its
+// last read; a Read after it fails. Buffers a large message grew are not
+// kept.
+func (c *trackedConn) release(body, text []byte) {
 	if c.rb == nil {
 		return
 	}
 	c.rb.in.Reset(nil)
-	if cap(c.rb.buf) > 64<<10 {
-		c.rb.buf = nil // a large body chunk: not kept
+	keep := func(b []byte) []byte {
+		if cap(b) > keptBuffer {
+			return nil
+		}
+		return b[:0]
 	}
+	c.rb.buf, c.rb.body, c.rb.text = keep(c.rb.buf), keep(body), keep(text)
 	c.pool.Put(c.rb)
 	c.rb, c.pending = nil, nil
 }
+
+// readBuffer is the size of a connection's buffered reader: a body chunk
+// (Postfix sends up to 64 KiB, Sendmail 64 KiB, go-milter's client 64 KiB
+// by default) and the packets after it, in one read of what has arrived.
+// With bufio's default 4 KiB, a 4 KiB chunk took two reads.
+const readBuffer = 16 << 10
+
+// keptBuffer is the largest buffer kept for the next connection.
+const keptBuffer = 256 << 10
 
 // maxPacket bounds a milter packet: an MTA sends body chunks of at most
 // 1 MiB (the largest size the protocol negotiates); go-milter alone would
@@ -532,12 +564,15 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 
 // nextPacket reads and checks the next packet.
 func (c *trackedConn) nextPacket() error {
-	var hdr [4]byte
 	rb := c.rb
-	if _, err := io.ReadFull(rb.in, hdr[:]); err != nil {
+	hdr, err := rb.in.Peek(4)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
 		return err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n == 0 || n > maxPacket {
 		return c.bad(fmt.Errorf("a packet of %d bytes (1 to %d allowed)", n, maxPacket))
 	}
@@ -546,8 +581,7 @@ func (c *trackedConn) nextPacket() error {
 		rb.buf = make([]byte, size)
 	}
 	b := rb.buf[:size]
-	copy(b, hdr[:])
-	if _, err := io.ReadFull(rb.in, b[4:]); err != nil {
+	if _, err := io.ReadFull(rb.in, b); err != nil {
 		return err
 	}
 	if err := checkPacket(b[4], b[5:]); err != nil {

@@ -41,6 +41,7 @@ type session struct {
 	connPending *policy.Decision
 	tx          txState
 	ka          keepalive // progress notifications during answered callbacks
+	text        []byte    // the message text for local deliveries, reused
 }
 
 // txState is the milter side of the transaction in progress.
@@ -114,6 +115,9 @@ func (s *session) NewConnection(m milter.Modifier) (err error) {
 	})
 	s.connected, s.client, s.log, s.connPending = false, "", s.srv.log, nil
 	s.tx.body.max = s.srv.opts.MaxMessageSize
+	if s.tx.body.kept == nil && s.text == nil && s.conn != nil {
+		s.tx.body.kept, s.text = s.conn.messageBuffers()
+	}
 	return nil
 }
 
@@ -334,7 +338,8 @@ func (s *session) Cleanup(m milter.Modifier) {
 	defer s.recoverQuiet("cleanup")
 	s.endTransaction()
 	if s.conn != nil {
-		s.conn.release()
+		s.conn.release(s.tx.body.kept, s.text)
+		s.tx.body.kept, s.text = nil, nil
 	}
 }
 
@@ -348,6 +353,9 @@ func (s *session) endTransaction() {
 		s.log.Warn("removing the spooled body failed", "error", err)
 	}
 	s.tx = txState{headers: s.tx.headers[:0], rcpts: s.tx.rcpts[:0], body: s.tx.body}
+	if cap(s.text) > keptBuffer {
+		s.text = nil
+	}
 	if s.ps != nil {
 		s.ps.Tx.Reset()
 	}

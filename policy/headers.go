@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 )
 
@@ -164,11 +165,17 @@ func Unfold(v string) string {
 // MessageText renders the message as it is now: header fields, a blank
 // line and the body, with CRLF line ends in the header.
 func (tx *Transaction) MessageText() []byte {
+	return tx.AppendMessageText(nil)
+}
+
+// AppendMessageText appends the message as MessageText renders it to dst,
+// growing dst once at most.
+func (tx *Transaction) AppendMessageText(dst []byte) []byte {
 	n := len(tx.Body) + 2
 	for _, h := range tx.Headers {
 		n += len(h.Name) + len(h.Value) + 4
 	}
-	b := make([]byte, 0, n)
+	b := slices.Grow(dst, n)
 	for _, h := range tx.Headers {
 		b = append(b, h.Name...)
 		b = append(b, ':', ' ')
