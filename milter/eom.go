@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -228,7 +229,9 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 		errs           []error
 		body           []byte
 		replace, from  bool
-		postfixInserts = strings.HasPrefix(m.Get(macroMTAVersion), "Postfix")
+		mta            = m.Get(macroMTAVersion)
+		postfixInserts = strings.HasPrefix(mta, "Postfix")
+		sendmail       = isSendmail(mta)
 	)
 	need := func(a milter.OptAction, what string) bool {
 		if acts&a == 0 {
@@ -247,7 +250,15 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 		switch mod.Kind {
 		case policy.AddHeader:
 			if need(milter.OptAddHeader, what) {
-				ops = append(ops, func() error { return m.AddHeader(mod.Name, mod.Value) })
+				if sendmail {
+					// Sendmail puts an added field before the first one of
+					// the same name, or in place of a default field it has
+					// not sent yet (Date:, Message-Id:...): an insert past
+					// the end appends it, as the rules asked.
+					ops = append(ops, func() error { return m.InsertHeader(sendmailEnd, mod.Name, mod.Value) })
+				} else {
+					ops = append(ops, func() error { return m.AddHeader(mod.Name, mod.Value) })
+				}
 			}
 		case policy.InsertHeader:
 			if need(milter.OptAddHeader, what) {
@@ -259,6 +270,11 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 				// and the header list the rules saw stays the queue file's
 				// minus its first field, which Postfix's index counting
 				// assumes.
+				// Sendmail counts fields it does not send to milters too
+				// (defaults, deleted fields), and says there is no way to
+				// insert at an exact place but the top and the end: a field
+				// inserted below the top (a renamed one) may land higher
+				// than the rules put it.
 				if postfixInserts {
 					i++
 				}
@@ -334,6 +350,29 @@ func containsRcpt(list []rcptEntry, a policy.MailAddr) bool {
 		}
 	}
 	return false
+}
+
+// sendmailEnd is an insert index past any Sendmail header list: such an
+// insert appends. Sendmail reads the index as a signed 32-bit number.
+const sendmailEnd = math.MaxInt32
+
+// isSendmail reports whether v, the MTA's {v} macro, is a Sendmail version
+// ("8.18.1"; Postfix's reads "Postfix 3.7.11").
+func isSendmail(v string) bool {
+	major, rest, ok := strings.Cut(v, ".")
+	if !ok || major != "8" {
+		return false
+	}
+	minor, _, _ := strings.Cut(rest, ".")
+	if minor == "" {
+		return false
+	}
+	for _, c := range minor {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName reports whether name can be sent as a header field name

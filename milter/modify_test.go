@@ -43,6 +43,12 @@ func TestModifications(t *testing.T) {
 			map[string]string{"v": "Postfix 3.7.11"}, []string{`ChangeHeader 1 "Subject" ""`, `InsertHeader 3 "X-Old-Subject" "Hello"`}},
 		{"headers added at mail through Postfix", `#{ mail: [ action "a" || { append_header("X-1", "1"); prepend_header("X-2", "2") } ] }`,
 			map[string]string{"v": "Postfix 3.7.11"}, []string{`InsertHeader 1 "X-1" "1"`, `InsertHeader 2 "X-2" "2"`}},
+		// Sendmail adds a field before the first of the same name, or in
+		// place of a default one: appends are inserts past the end.
+		{"append header through Sendmail", `#{ preq: [ action "a" || { append_header("Received", "by filter"); set_header("X-New", "v") } ] }`,
+			map[string]string{"v": "8.18.1"}, []string{`InsertHeader 2147483647 "Received" "by filter"`, `InsertHeader 2147483647 "X-New" "v"`}},
+		{"prepend and rename through Sendmail", `#{ preq: [ action "a" || { prepend_header("X-First", "1"); rename_header("Subject", "X-Old-Subject") } ] }`,
+			map[string]string{"v": "8.18.1"}, []string{`InsertHeader 0 "X-First" "1"`, `ChangeHeader 1 "Subject" ""`, `InsertHeader 3 "X-Old-Subject" "Hello"`}},
 		{"header added at connect", `#{ connect: [ action "a" || append_header("X-Connect", "c") ] }`,
 			nil, []string{`InsertHeader 0 "X-Connect" "c"`}},
 		{"headers added at mail, in order", `#{ mail: [ action "a" || { append_header("X-1", "1"); prepend_header("X-2", "2") } ] }`,
