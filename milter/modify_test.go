@@ -213,7 +213,7 @@ func TestLocalDeliveryBuffersReused(t *testing.T) {
 	}
 	hello(s)
 	send(s, 0)
-	send(s, 1) // the same SMTP connection
+	send(s, 1)                           // the same SMTP connection
 	if err := s.Reset(nil); err != nil { // the MTA reuses the milter connection
 		t.Fatal(err)
 	}
