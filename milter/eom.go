@@ -233,8 +233,13 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 		postfixInserts = strings.HasPrefix(mta, "Postfix")
 		sendmail       = isSendmail(mta)
 	)
-	need := func(a milter.OptAction, what string) bool {
+	// need checks that the MTA allows a; what and name (an address, a
+	// header name, or "") say what asked for it, in the error.
+	need := func(a milter.OptAction, what, name string) bool {
 		if acts&a == 0 {
+			if name != "" {
+				what = fmt.Sprintf("%s %q", what, name)
+			}
 			errs = append(errs, fmt.Errorf("%s: the MTA did not allow it in the negotiation", what))
 			return false
 		}
@@ -242,14 +247,14 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 	}
 	for _, mod := range tx.Modifications() {
 		mod := mod
-		what := fmt.Sprintf("%s %q", mod.Kind, mod.Name)
 		if mod.Kind <= policy.DeleteHeader && !validHeaderName(mod.Name) {
-			errs = append(errs, fmt.Errorf("%s: invalid header name", what))
+			errs = append(errs, fmt.Errorf("%s %q: invalid header name", mod.Kind, mod.Name))
 			continue
 		}
+		what := mod.Kind.String()
 		switch mod.Kind {
 		case policy.AddHeader:
-			if need(milter.OptAddHeader, what) {
+			if need(milter.OptAddHeader, what, mod.Name) {
 				if sendmail {
 					// Sendmail puts an added field before the first one of
 					// the same name, or in place of a default field it has
@@ -261,7 +266,7 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 				}
 			}
 		case policy.InsertHeader:
-			if need(milter.OptAddHeader, what) {
+			if need(milter.OptAddHeader, what, mod.Name) {
 				i := mod.Index
 				// Postfix hides its own Received: header, the first of the
 				// queue file, from milters, and counts it when inserting
@@ -281,7 +286,7 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 				ops = append(ops, func() error { return m.InsertHeader(i, mod.Name, mod.Value) })
 			}
 		case policy.ChangeHeader:
-			if need(milter.OptChangeHeader, what) {
+			if need(milter.OptChangeHeader, what, mod.Name) {
 				v := mod.Value
 				if v == "" {
 					v = " " // an empty value deletes the field in the protocol
@@ -289,7 +294,7 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 				ops = append(ops, func() error { return m.ChangeHeader(mod.Index, mod.Name, v) })
 			}
 		case policy.DeleteHeader:
-			if need(milter.OptChangeHeader, what) {
+			if need(milter.OptChangeHeader, what, mod.Name) {
 				ops = append(ops, func() error { return m.ChangeHeader(mod.Index, mod.Name, "") })
 			}
 		case policy.ChangeFrom:
@@ -298,7 +303,7 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 			body, replace = mod.Body, true
 		}
 	}
-	if from && need(milter.OptChangeFrom, "change_from") {
+	if from && need(milter.OptChangeFrom, "change_from", "") {
 		if m.Version() < 6 {
 			errs = append(errs, errors.New("change_from: needs milter protocol version 6"))
 		} else {
@@ -317,18 +322,20 @@ func (s *session) modifications(m milter.Modifier, excludeLocal bool) ([]func() 
 		}
 	}
 	for _, o := range s.tx.rcpts {
-		if !containsAddr(final, o.addr) && need(milter.OptRemoveRcpt, "delete_rcpt "+o.raw) {
+		if !containsAddr(final, o.addr) && need(milter.OptRemoveRcpt, "delete_rcpt", o.raw) {
 			raw := o.raw
 			ops = append(ops, func() error { return s.deleteRecipient(m, raw) })
 		}
 	}
 	for _, f := range final {
-		if !containsRcpt(s.tx.rcpts, f) && need(milter.OptAddRcpt, "add_rcpt "+f.String()) {
-			addr := f.String()
+		if containsRcpt(s.tx.rcpts, f) {
+			continue
+		}
+		if addr := f.String(); need(milter.OptAddRcpt, "add_rcpt", addr) {
 			ops = append(ops, func() error { return m.AddRecipient(addr, "") })
 		}
 	}
-	if replace && need(milter.OptChangeBody, "replace_body") {
+	if replace && need(milter.OptChangeBody, "replace_body", "") {
 		ops = append(ops, func() error { return m.ReplaceBody(bytes.NewReader(body)) })
 	}
 	return ops, errors.Join(errs...)

@@ -186,3 +186,29 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestModificationsNotAllowed checks an MTA that allows adding header
+// fields only: modifications it did not allow are a script error naming
+// each of them (on_error tempfail by default); with on_error accept the
+// allowed ones are still applied.
+func TestModificationsNotAllowed(t *testing.T) {
+	const rules = `#{ preq: [ action "a" || { append_header("X-A", "1"); remove_header("To"); bcc("copy@example.com") } ] }`
+	for _, tt := range []struct {
+		onError policy.OnError
+		want    string
+	}{
+		{policy.OnErrorTempfail, atEOM("451 4.7.1 Requested action aborted: local error in processing")},
+		{policy.OnErrorAccept, atEOM("accept", `AddHeader "X-A" "1"`)},
+	} {
+		h := newHarness(t, "unix", rules, func(o *milter.Options) { o.OnError = tt.onError })
+		h.clientOpts = []gomilter.Option{gomilter.WithActions(gomilter.OptAddHeader)}
+		if got := h.run(defaultMessage()); got != tt.want {
+			t.Errorf("on_error %v: transcript:\n%s\nwant:\n%s", tt.onError, got, tt.want)
+		}
+		for _, what := range []string{`delete_header "To": the MTA did not allow it`, `add_rcpt "copy@example.com": the MTA did not allow it`} {
+			if logs := h.logs.String(); !strings.Contains(logs, what) {
+				t.Errorf("on_error %v: the log does not say %s:\n%s", tt.onError, what, logs)
+			}
+		}
+	}
+}
