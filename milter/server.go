@@ -250,28 +250,34 @@ func (s *Server) Serve(ln net.Listener) error {
 			return nil
 		}
 		s.conns[tc] = struct{}{}
+		tc.onClose = s.forget
 		s.mu.Unlock()
-		go s.serveConn(tc)
+		s.serveConn(tc)
 	}
 }
 
-// serveConn runs the milter protocol on one MTA connection with the rule
-// set current when it arrived. go-milter negotiates once per server, so
-// each connection gets a go-milter server of its own, configured for its
-// rules; the cost is a few small allocations.
+// forget drops a closed connection from those Shutdown waits for.
+func (s *Server) forget(tc *trackedConn) {
+	s.mu.Lock()
+	delete(s.conns, tc)
+	s.mu.Unlock()
+}
+
+// serveConn starts the milter protocol on one MTA connection with the
+// rule set current when it arrived, and returns: the session runs on the
+// goroutine go-milter starts for it. go-milter negotiates once per server,
+// so each connection gets a go-milter server of its own, configured for
+// its rules; the cost is a few small allocations. Its Serve returns once
+// it has handed the connection over, so no goroutine of ours waits for
+// each connection (one goroutine start and one wake-up fewer a session).
 func (s *Server) serveConn(tc *trackedConn) {
-	defer func() {
-		tc.Close()
-		s.mu.Lock()
-		delete(s.conns, tc)
-		s.mu.Unlock()
-	}()
 	var rules *policy.Rules
 	if s.opts.Rules != nil {
 		rules = s.opts.Rules()
 	}
 	if rules == nil {
 		s.log.Error("no rule set is loaded; closing the milter connection", "remote", tc.RemoteAddr())
+		tc.Close()
 		return
 	}
 	p := s.planFor(rules)
@@ -279,10 +285,11 @@ func (s *Server) serveConn(tc *trackedConn) {
 		func(version uint32, actions milter.OptAction, protocol milter.OptProtocol, _ milter.DataSize) milter.Milter {
 			return s.newSession(p, tc)
 		}))
-	ms := milter.NewServer(opts...)
-	// Serve returns once the connection is closed: by the MTA, by the
-	// session on a protocol error, or by Shutdown.
-	_ = ms.Serve(&connListener{conn: tc})
+	ln := &connListener{conn: tc}
+	_ = milter.NewServer(opts...).Serve(ln)
+	if !ln.handed {
+		tc.Close()
+	}
 }
 
 // planFor returns the negotiation plan of rules, reusing the last one when
@@ -354,10 +361,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.cancel()
 		s.mu.Lock()
+		conns := make([]*trackedConn, 0, len(s.conns))
 		for c := range s.conns {
-			c.Close()
+			conns = append(conns, c)
 		}
 		s.mu.Unlock()
+		for _, c := range conns {
+			c.Close() // which forgets it, under s.mu
+		}
 		for !s.idle() {
 			<-tick.C
 		}
@@ -390,7 +401,7 @@ type trackedConn struct {
 	pending []byte       // the bytes of rb.buf go-milter has not read yet
 	once    sync.Once
 	err     error
-	closed  chan struct{}
+	onClose func(*trackedConn) // called once, after the connection is closed
 
 	wmu       sync.Mutex
 	out       []byte    // queued bytes
@@ -419,7 +430,7 @@ func newTrackedConn(c net.Conn, log hclog.Logger, pool *sync.Pool) *trackedConn 
 		rb = &connBuffers{in: bufio.NewReaderSize(nil, readBuffer)}
 	}
 	rb.in.Reset(quickAck(c))
-	return &trackedConn{Conn: c, log: log, rb: rb, pool: pool, closed: make(chan struct{})}
+	return &trackedConn{Conn: c, log: log, rb: rb, pool: pool}
 }
 
 // messageBuffers hands the session the body and text buffers, empty; they
@@ -616,31 +627,33 @@ func checkPacket(code byte, data []byte) error {
 	return nil
 }
 
-// Close closes the connection once and signals it. Nothing queued is
+// Close closes the connection once and calls onClose. Nothing queued is
 // lost that matters: every answer is sent when it ends, so what may be
 // queued is the start of an answer the MTA will not get anyway.
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.err = c.Conn.Close()
-		close(c.closed)
+		if c.onClose != nil {
+			c.onClose(c)
+		}
 	})
 	return c.err
 }
 
 // connListener hands one connection to a go-milter server: the first
-// Accept returns it, the second blocks until it is closed.
+// Accept returns it, the second fails, which ends the server's Serve (the
+// session it started goes on: go-milter sessions outlive Serve).
 type connListener struct {
 	conn   *trackedConn
 	handed bool // go-milter calls Accept from one goroutine
 }
 
-// Accept returns the connection, then waits for it to close.
+// Accept returns the connection, then net.ErrClosed.
 func (l *connListener) Accept() (net.Conn, error) {
 	if !l.handed {
 		l.handed = true
 		return l.conn, nil
 	}
-	<-l.conn.closed
 	return nil, net.ErrClosed
 }
 

@@ -24,6 +24,32 @@ type dialerFunc func(network, addr string) (net.Conn, error)
 
 func (f dialerFunc) Dial(network, addr string) (net.Conn, error) { return f(network, addr) }
 
+// TestGoroutinesPerConnection checks that an open milter connection costs
+// the server one goroutine, go-milter's session, and that closing them
+// leaves none behind.
+func TestGoroutinesPerConnection(t *testing.T) {
+	h := newHarness(t, "unix", `#{ mail: [ rule "r" || next() ] }`)
+	base := runtime.NumGoroutine()
+	const n = 10
+	var sessions []*gomilter.ClientSession
+	for i := 0; i < n; i++ {
+		s, err := h.client().Session(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, s)
+	}
+	waitFor(t, "the sessions to start", func() bool { return h.metrics.opened.Load() == n })
+	if extra := runtime.NumGoroutine() - base; extra > n+2 {
+		t.Errorf("%d goroutines for %d connections, want about one each", extra, n)
+	}
+	for _, s := range sessions {
+		s.Close()
+	}
+	waitFor(t, "the sessions to end", func() bool { return h.metrics.closed.Load() == n })
+	waitFor(t, "their goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+}
+
 // TestClientDropsMidMessage checks that an MTA connection lost in the
 // middle of a message leaks nothing (session, goroutine, spool file) and
 // that the server goes on serving.
